@@ -1,0 +1,107 @@
+"""The compiled backend: packs validated arrays for the Cython kernels.
+
+Same functions and arguments as ``revdeconv._numpy_backend``. The kernels
+take a batch of channels-last images as one flat buffer plus a geometry
+table ``(offset, height, width)`` per image, so several images (of different
+sizes) go through one call and one parallel region. A single contiguous
+image is passed as a view: nothing is copied.
+"""
+
+import numpy as np
+
+from . import _convolve, _learn, _reverse
+
+__all__ = ["convolve", "sgd", "normal_equations", "deconvolve"]
+
+ACTIVATION_CODES = {"identity": 0, "relu": 1, "clip": 2}
+
+# Per-channel state rows are padded to whole, distinct cache lines so that
+# threads owning neighbouring channels never write to the same line.
+_CACHE_LINE = 64
+
+
+def _pack(images):
+    """Flat buffer and geometry of a list of C-contiguous (H, W, C) arrays."""
+    geometry = np.zeros((len(images), 3), dtype=np.intp)
+    offset = 0
+    for n, image in enumerate(images):
+        geometry[n] = offset, image.shape[0], image.shape[1]
+        offset += image.size
+    if len(images) == 1:
+        flat = images[0].reshape(-1)
+    else:
+        flat = np.concatenate([image.reshape(-1) for image in images])
+    return flat, geometry
+
+
+def _allocate(shapes, n_channels, dtype):
+    """Output buffer and geometry for images of the given (H, W) shapes, and views on it."""
+    geometry = np.zeros((len(shapes), 3), dtype=np.intp)
+    offset = 0
+    for n, (height, width) in enumerate(shapes):
+        geometry[n] = offset, height, width
+        offset += height * width * n_channels
+    flat = np.empty(offset, dtype=dtype)
+    views = [flat[start:start + h * w * n_channels].reshape(h, w, n_channels)
+             for start, h, w in geometry]
+    return flat, geometry, views
+
+
+def _padded_rows(n_rows, row_len, dtype):
+    """A zeroed (n_rows, >= row_len) work array whose rows start on distinct cache lines."""
+    per_line = _CACHE_LINE // np.dtype(dtype).itemsize
+    width = (row_len + per_line - 1) // per_line * per_line + per_line
+    return np.zeros((n_rows, width), dtype=dtype)
+
+
+def convolve(images, kernel, bias, stride, activation, n_threads):
+    _, kh, kw = kernel.shape
+    n_channels = kernel.shape[0]
+    shapes = [((h - kh) // stride[0] + 1, (w - kw) // stride[1] + 1)
+              for h, w, _ in (image.shape for image in images)]
+    src, src_geom = _pack(images)
+    dst, dst_geom, outputs = _allocate(shapes, n_channels, kernel.dtype)
+    _convolve.convolve(src, src_geom, kernel, bias, dst, dst_geom, stride[0], stride[1],
+                       ACTIVATION_CODES[activation], n_threads)
+    return outputs
+
+
+def sgd(originals, targets, kernel, bias, stride, lr, epochs, learn_bias,
+        activation, order, n_threads):
+    n_channels, kh, kw = kernel.shape
+    params = _padded_rows(n_channels, kh * kw + 1, kernel.dtype)
+    params[:, :kh * kw] = kernel.reshape(n_channels, -1)
+    params[:, kh * kw] = bias
+    sq_err = _padded_rows(n_channels, epochs, np.float64)
+    src, src_geom = _pack(originals)
+    tgt, tgt_geom = _pack(targets)
+    order = np.empty(0, dtype=np.intp) if order is None else order
+    _learn.sgd(src, src_geom, tgt, tgt_geom, params, sq_err, order, kh, kw,
+               stride[0], stride[1], lr, epochs, learn_bias,
+               ACTIVATION_CODES[activation], n_threads)
+    learned = params[:, :kh * kw].reshape(n_channels, kh, kw).copy()
+    return learned, params[:, kh * kw].copy(), sq_err[:, :epochs].copy()
+
+
+def normal_equations(originals, targets, kernel_shape, stride, with_bias,
+                     activation, n_threads):
+    kh, kw = kernel_shape
+    n_channels = originals[0].shape[2]
+    m = kh * kw + bool(with_bias)
+    acc = _padded_rows(n_channels, m * m + m + 1, np.float64)
+    src, src_geom = _pack(originals)
+    tgt, tgt_geom = _pack(targets)
+    _learn.normal_equations(src, src_geom, tgt, tgt_geom, acc, kh, kw, stride[0], stride[1],
+                            with_bias, ACTIVATION_CODES[activation], n_threads)
+    upper = acc[:, :m * m].reshape(n_channels, m, m)
+    # The kernel fills the upper triangle only; mirror it.
+    gram = np.triu(upper) + np.triu(upper, 1).transpose(0, 2, 1)
+    return gram, acc[:, m * m:m * m + m].copy(), acc[:, m * m + m].copy()
+
+
+def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads):
+    src, src_geom = _pack(images)
+    dst, dst_geom, outputs = _allocate(output_shapes, kernel.shape[0], kernel.dtype)
+    _reverse.deconvolve(src, src_geom, kernel, dst, dst_geom, stride[0], stride[1],
+                        eps, ACTIVATION_CODES[activation], n_threads)
+    return outputs

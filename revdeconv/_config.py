@@ -1,0 +1,61 @@
+"""``show_config()``: how this installation computes."""
+
+import os
+import platform
+import sys
+
+import numpy as np
+
+from . import _backend
+from ._version import __version__
+
+
+def config():
+    """The facts ``show_config`` prints, as a dict.
+
+    Examples
+    --------
+    >>> import revdeconv
+    >>> sorted(revdeconv.config())[:3]
+    ['backend', 'compiled', 'import_error']
+    """
+    return {
+        "version": __version__,
+        "backend": _backend.DEFAULT_BACKEND,
+        "compiled": _backend.compiled_available(),
+        "openmp": _backend.openmp_enabled(),
+        "threads": _backend.effective_n_threads(None),
+        "import_error": _backend.IMPORT_ERROR,
+        "env": {name: os.environ.get(name) for name in
+                (_backend.ENV_VAR, "OMP_NUM_THREADS")},
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+def show_config(file=None):
+    """Print the backend in use, whether OpenMP was compiled in, the thread count
+    and, if the compiled extension is missing, why.
+
+    Examples
+    --------
+    >>> import revdeconv
+    >>> revdeconv.show_config()  # doctest: +ELLIPSIS
+    revdeconv ...
+    backend: ...
+    """
+    info = config()
+    env = ", ".join(f"{k}={v}" for k, v in info["env"].items() if v is not None) or "none set"
+    lines = [
+        f"revdeconv {info['version']}",
+        f"backend: {info['backend']}",
+        f"compiled extension: {'available' if info['compiled'] else 'NOT available'}",
+        f"built with OpenMP: {'yes' if info['openmp'] else 'no'}",
+        f"threads in use: {info['threads']}",
+        f"environment: {env}",
+        f"numpy {info['numpy']}, python {info['python']}, {info['platform']}",
+    ]
+    if info["import_error"]:
+        lines.append(f"import error: {info['import_error']}")
+    print("\n".join(lines), file=file)

@@ -1,0 +1,201 @@
+"""The NumPy fallback: the same kernels as the compiled extension, in NumPy.
+
+Every function here takes what the façade has already validated: lists of
+C-contiguous ``(H, W, C)`` arrays of one float dtype, a ``(C, kh, kw)`` kernel
+of that dtype, a ``(sh, sw)`` stride and an activation name. It performs the
+same floating-point operations in the same order as the compiled kernels,
+so the two backends round alike (sums over a block are taken in raster order;
+``np.add.accumulate`` is used where a sequential sum is needed, because
+``np.sum`` may sum pairwise). ``n_threads`` is accepted and ignored.
+
+Vectorised wherever the maths permits: the convolution is a sum of shifted,
+strided views; the reverse solve works on all blocks at once when blocks do
+not overlap. SGD updates the kernel after every block, so it loops over
+blocks (vectorised over channels), and so does the reverse solve when
+blocks overlap, because a block then reads pixels solved by earlier ones.
+"""
+
+import numpy as np
+
+__all__ = ["convolve", "sgd", "normal_equations", "deconvolve"]
+
+
+def _activate(values, activation):
+    """Apply the activation in place (NaN passes through, as in the compiled code)."""
+    if activation == "clip":
+        np.clip(values, 0, 1, out=values)
+    elif activation == "relu":
+        np.maximum(values, 0, out=values)
+    return values
+
+
+def _blocks(image, kh, kw, out_h, out_w, stride):
+    """``view[i, j]`` is the ``(out_h, out_w, C)`` grid of pixels ``(i, j)`` of every block."""
+    sh, sw = stride
+    return [[image[i:i + (out_h - 1) * sh + 1:sh, j:j + (out_w - 1) * sw + 1:sw]
+             for j in range(kw)] for i in range(kh)]
+
+
+def _out_size(size, k, s):
+    return (size - k) // s + 1
+
+
+def convolve(images, kernel, bias, stride, activation, n_threads=None):
+    _, kh, kw = kernel.shape
+    outputs = []
+    for image in images:
+        out_h = _out_size(image.shape[0], kh, stride[0])
+        out_w = _out_size(image.shape[1], kw, stride[1])
+        out = np.zeros((out_h, out_w, image.shape[2]), dtype=image.dtype)
+        term = np.empty_like(out)
+        blocks = _blocks(image, kh, kw, out_h, out_w, stride)
+        for i in range(kh):
+            for j in range(kw):
+                out += np.multiply(blocks[i][j], kernel[:, i, j], out=term)
+        out += bias
+        outputs.append(_activate(out, activation))
+    return outputs
+
+
+def _block_sum(weights, values):
+    """Sum of ``weights * values`` over a ``(kh, kw, C)`` block, in raster order."""
+    products = (weights * values).reshape(-1, values.shape[-1])
+    return np.add.accumulate(products, axis=0)[-1]
+
+
+def sgd(originals, targets, kernel, bias, stride, lr, epochs, learn_bias,
+        activation, order=None, n_threads=None):
+    n_channels, kh, kw = kernel.shape
+    sh, sw = stride
+    dtype = kernel.dtype
+    weights = np.ascontiguousarray(kernel.transpose(1, 2, 0))   # (kh, kw, C)
+    bias = bias.copy()
+    lr = dtype.type(lr)
+    sq_err = np.zeros((n_channels, epochs))
+    start = 0
+    for epoch in range(epochs):
+        for original, target in zip(originals, targets):
+            out_h, out_w = target.shape[:2]
+            n_blocks = out_h * out_w
+            if order is None:
+                visits = range(n_blocks)
+            else:
+                visits = order[start:start + n_blocks].tolist()
+                start += n_blocks
+            flat_target = target.reshape(n_blocks, n_channels)
+            for b in visits:
+                p, q = divmod(b, out_w)
+                block = original[p * sh:p * sh + kh, q * sw:q * sw + kw]
+                z = _block_sum(weights, block)
+                if learn_bias:
+                    z = z + bias
+                err = _activate(z, activation) - flat_target[b]
+                sq_err[:, epoch] += err.astype(np.float64) ** 2
+                step = lr * err
+                weights -= step * block
+                if learn_bias:
+                    bias -= step
+    return np.ascontiguousarray(weights.transpose(2, 0, 1)), bias, sq_err
+
+
+def _in_linear_range(target, activation):
+    if activation == "clip":
+        return (target > 0) & (target < 1)
+    if activation == "relu":
+        return target > 0
+    return np.ones(target.shape, dtype=bool)
+
+
+def normal_equations(originals, targets, kernel_shape, stride, with_bias,
+                     activation, n_threads=None):
+    kh, kw = kernel_shape
+    n_channels = originals[0].shape[2]
+    m = kh * kw + bool(with_bias)
+    gram = np.zeros((n_channels, m, m))
+    rhs = np.zeros((n_channels, m))
+    count = np.zeros(n_channels)
+    for original, target in zip(originals, targets):
+        out_h, out_w = target.shape[:2]
+        blocks = _blocks(original, kh, kw, out_h, out_w, stride)
+        # rows[b, a, c]: element a of block b in channel c
+        rows = np.stack([blocks[i][j] for i in range(kh) for j in range(kw)], axis=2)
+        rows = rows.reshape(out_h * out_w, kh * kw, n_channels).astype(np.float64)
+        flat_target = target.reshape(-1, n_channels).astype(np.float64)
+        for c in range(n_channels):
+            keep = _in_linear_range(flat_target[:, c], activation)
+            design = rows[keep, :, c]
+            if with_bias:
+                design = np.column_stack([design, np.ones(len(design))])
+            gram[c] += design.T @ design
+            rhs[c] += design.T @ flat_target[keep, c]
+            count[c] += keep.sum()
+    return gram, rhs, count
+
+
+def zoom(image, stride, output_shape):
+    """Nearest-neighbour zoom of a ``(Ho, Wo, C)`` array (SPEC section 5)."""
+    rows = np.minimum(np.arange(output_shape[0]) // stride[0], image.shape[0] - 1)
+    cols = np.minimum(np.arange(output_shape[1]) // stride[1], image.shape[1] - 1)
+    return image[rows[:, None], cols[None, :]]
+
+
+def _solve_pixel(weight, small, x, total, activation):
+    """One step of eq. 3: returns the solved value and the updated running sum."""
+    rest = total - weight * x
+    value = np.where(small, x, (x - rest) / np.where(small, 1, weight))
+    value = _activate(value, activation)
+    return value, rest + weight * value
+
+
+def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads=None):
+    _, kh, kw = kernel.shape
+    sh, sw = stride
+    # Compared in float64, as the compiled code compares |w| <= eps.
+    small = np.abs(kernel.astype(np.float64)) <= eps
+    outputs = []
+    for x, shape in zip(images, output_shapes):
+        y = np.ascontiguousarray(zoom(x, stride, shape))
+        if sh >= kh and sw >= kw:
+            _solve_disjoint_blocks(x, y, kernel, small, stride, activation)
+        else:
+            _solve_overlapping_blocks(x, y, kernel, small, stride, activation)
+        outputs.append(y)
+    return outputs
+
+
+def _solve_disjoint_blocks(x, y, kernel, small, stride, activation):
+    """Every block at once: each pixel belongs to one block, so all are independent."""
+    _, kh, kw = kernel.shape
+    out_h, out_w = x.shape[:2]
+    total = np.zeros_like(x)
+    for i in range(kh):
+        for j in range(kw):
+            total = total + kernel[:, i, j] * x
+    pixels = _blocks(y, kh, kw, out_h, out_w, stride)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for i in range(kh):
+            for j in range(kw):
+                value, total = _solve_pixel(kernel[:, i, j], small[:, i, j], x, total, activation)
+                pixels[i][j][...] = value
+
+
+def _solve_overlapping_blocks(x, y, kernel, small, stride, activation):
+    """Block by block in raster order; pixels solved by earlier blocks are read back."""
+    _, kh, kw = kernel.shape
+    sh, sw = stride
+    weights = kernel.transpose(1, 2, 0)                  # (kh, kw, C)
+    out_h, out_w = x.shape[:2]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for p in range(out_h):
+            first_row = 0 if p == 0 else max(kh - sh, 0)
+            for q in range(out_w):
+                first_col = 0 if q == 0 else max(kw - sw, 0)
+                value = x[p, q]
+                block = y[p * sh:p * sh + kh, q * sw:q * sw + kw]
+                current = block.copy()
+                current[first_row:, first_col:] = value      # unsolved pixels count as x
+                total = _block_sum(weights, current)
+                for i in range(first_row, kh):
+                    for j in range(first_col, kw):
+                        block[i, j], total = _solve_pixel(
+                            kernel[:, i, j], small[:, i, j], value, total, activation)

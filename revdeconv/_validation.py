@@ -1,0 +1,199 @@
+"""Input checks and the dtype policy, shared by every public function.
+
+Everything a compiled kernel will see is checked here, before it runs, and
+converted to what the kernels expect: C-contiguous, native byte order,
+channels last ``(H, W, C)``, one float dtype. User arrays are never written
+to; a conversion makes a copy only when one is needed.
+
+Dtype policy (as scikit-image's): float32 stays float32, float64 stays
+float64, float16 becomes float32; integer images are scaled by their
+dtype's maximum (uint8 255 -> 1.0) and booleans become 0/1, both as float64.
+"""
+
+import operator
+
+import numpy as np
+
+ACTIVATIONS = ("clip", "relu", "identity")
+
+
+def float_dtype(dtype):
+    """The float dtype the kernels compute in for an input of ``dtype``."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return np.dtype(np.float32) if dtype.itemsize <= 4 else np.dtype(np.float64)
+    return np.dtype(np.float64)
+
+
+def as_int(value, name, minimum=None):
+    """``value`` as a Python int (no floats, no bools), at least ``minimum``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def as_pair(value, name, minimum=1):
+    """An int or a pair of ints as a ``(rows, cols)`` tuple, each at least ``minimum``."""
+    if np.ndim(value) == 0:
+        value = as_int(value, name, minimum)
+        return value, value
+    values = tuple(np.asarray(value, dtype=object).ravel()) if np.ndim(value) == 1 else ()
+    if len(values) != 2:
+        raise ValueError(f"{name} must be an integer or a pair of integers, got {value!r}")
+    return tuple(as_int(v, name, minimum) for v in values)
+
+
+def as_float(value, name, minimum=None, strict=False):
+    """A finite real number, ``> minimum`` when ``strict`` else ``>= minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not np.isscalar(value):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value}")
+    return value
+
+
+def check_choice(value, name, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def _as_numeric_array(value, name):
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real-valued array, got dtype {array.dtype}")
+    return array
+
+
+def image_dtype(image, name):
+    """The float dtype an image computes in (see the module's dtype policy)."""
+    return float_dtype(_as_numeric_array(image, name).dtype)
+
+
+def as_image(image, name, dtype):
+    """``image`` as a C-contiguous ``(H, W, C)`` array of ``dtype``, and whether it was 2-D.
+
+    Integer images are scaled to ``[0, 1]`` by their dtype's maximum.
+    """
+    array = _as_numeric_array(image, name)
+    if array.ndim not in (2, 3):
+        raise ValueError(f"{name} must have shape (H, W) or (H, W, C), got shape {array.shape}")
+    if 0 in array.shape:
+        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    if array.dtype.kind in "iu":
+        array = array / np.iinfo(array.dtype).max
+    is_2d = array.ndim == 2
+    if is_2d:
+        array = array[:, :, np.newaxis]
+    return np.ascontiguousarray(array, dtype=dtype), is_2d
+
+
+def as_image_list(images, name):
+    """One image or a list of images -> (list of arrays, dtypes, given as a list)."""
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise ValueError(f"{name} must not be an empty list")
+        names = [f"{name}[{n}]" for n in range(len(images))]
+        return list(images), names, True
+    return [images], [name], False
+
+
+def common_dtype(images, names):
+    return np.result_type(*(image_dtype(image, n) for image, n in zip(images, names)))
+
+
+def as_images(images, name, dtype=None):
+    """Validate one image or a list of them for a kernel.
+
+    Returns ``(arrays, names, is_list, is_2d, n_channels)`` where ``arrays``
+    are C-contiguous ``(H, W, C)`` arrays of one float dtype (``dtype``, or
+    the common float dtype of the images), all 2-D or all 3-D, with one
+    channel count.
+    """
+    images, names, is_list = as_image_list(images, name)
+    if dtype is None:
+        dtype = common_dtype(images, names)
+    converted = [as_image(image, n, dtype) for image, n in zip(images, names)]
+    arrays = [array for array, _ in converted]
+    is_2d = [flag for _, flag in converted]
+    check_same_ndim(is_2d, names)
+    return arrays, names, is_list, is_2d[0], check_channels(arrays, names)
+
+
+def as_returned(outputs, is_list, is_2d):
+    """Results in the caller's layout: a list or one array, 2-D when the input was."""
+    if is_2d:
+        outputs = [output[:, :, 0] for output in outputs]
+    return outputs if is_list else outputs[0]
+
+
+def as_kernel(kernel, name, n_channels, dtype):
+    """``kernel`` as a C-contiguous ``(C, kh, kw)`` array of ``dtype``.
+
+    A ``(kh, kw)`` kernel (or ``(1, kh, kw)``) is shared by all channels.
+    """
+    array = _as_numeric_array(kernel, name)
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    if array.ndim != 3 or array.shape[0] not in (1, n_channels):
+        raise ValueError(f"{name} must have shape (kh, kw) or ({n_channels}, kh, kw) "
+                         f"for {n_channels}-channel images, got shape {np.shape(kernel)}")
+    if 0 in array.shape:
+        raise ValueError(f"{name} must not be empty, got shape {np.shape(kernel)}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must hold finite values only")
+    array = np.broadcast_to(array, (n_channels,) + array.shape[1:])
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def as_bias(bias, n_channels, dtype, name="bias"):
+    """``bias`` (None, a scalar or one value per channel) as a ``(C,)`` array."""
+    if bias is None:
+        return np.zeros(n_channels, dtype=dtype)
+    array = _as_numeric_array(bias, name)
+    if array.ndim > 1 or array.size not in (1, n_channels):
+        raise ValueError(f"{name} must be a scalar or have shape ({n_channels},), "
+                         f"got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must hold finite values only")
+    return np.ascontiguousarray(np.broadcast_to(array.reshape(-1), (n_channels,)), dtype=dtype)
+
+
+def output_size(size, k, s):
+    """Output length of a valid convolution: ``(size - k) // s + 1``."""
+    return (size - k) // s + 1
+
+
+def check_fits(images, names, kernel_shape):
+    """Every image must be at least as large as the kernel."""
+    kh, kw = kernel_shape
+    for image, name in zip(images, names):
+        if image.shape[0] < kh or image.shape[1] < kw:
+            raise ValueError(f"{name} of shape {image.shape[:2]} is smaller than the "
+                             f"{kh}x{kw} kernel")
+
+
+def check_channels(images, names):
+    """All images share one channel count; return it."""
+    n_channels = images[0].shape[2]
+    for image, name in zip(images[1:], names[1:]):
+        if image.shape[2] != n_channels:
+            raise ValueError(f"{name} has {image.shape[2]} channels, {names[0]} has {n_channels}")
+    return n_channels
+
+
+def check_same_ndim(is_2d, names):
+    if len(set(is_2d)) > 1:
+        raise ValueError(f"{', '.join(names)} must all be 2-D (H, W) or all 3-D (H, W, C)")

@@ -1,0 +1,69 @@
+"""The forward model: strided valid convolution through an activation (SPEC section 2)."""
+
+from ._backend import effective_n_threads, get_backend
+from ._validation import (ACTIVATIONS, as_bias, as_images, as_kernel, as_pair,
+                          as_returned, check_choice, check_fits)
+
+__all__ = ["convolve"]
+
+
+def convolve(image, kernel, *, stride=None, bias=None, activation="clip",
+             n_threads=None, backend=None):
+    """Convolve an image with a filter, stride ``n`` by default, through an activation.
+
+    ``out[p, q, c] = f(sum_ij K_c[i, j] * image[p*sh + i, q*sw + j, c] + b_c)``:
+    valid region only (no padding) and no kernel flip (cross-correlation, as
+    in CNNs).
+
+    Parameters
+    ----------
+    image : array_like or list of array_like
+        ``(H, W)`` or ``(H, W, C)`` image, channels last, values nominally in
+        ``[0, 1]``; or a list of such images (same channel count), convolved
+        in one parallel call. float32 stays float32, float64 stays float64,
+        float16 becomes float32, integer images are scaled by their dtype's
+        maximum to float64.
+    kernel : array_like
+        ``(kh, kw)`` filter shared by all channels, or ``(C, kh, kw)``, one
+        per channel. Cast to the image's float dtype.
+    stride : int or (int, int), optional
+        Step between blocks. Default: the kernel size (non-overlapping
+        blocks, the paper's setting).
+    bias : float or array_like, optional
+        Added before the activation: a scalar or one value per channel.
+        Default: no bias.
+    activation : {"clip", "relu", "identity"}, optional
+        ``"clip"`` (default) clamps to ``[0, 1]``, as a filtered image must
+        be; ``"relu"`` is ``max(z, 0)``, the paper's printed formula.
+    n_threads : int, optional
+        OpenMP threads. None: OpenMP's default, which honours
+        ``OMP_NUM_THREADS``; negative: counted back from that default.
+    backend : {None, "compiled", "numpy"}, optional
+        None uses the compiled kernels unless ``REVDECONV_BACKEND=numpy``.
+
+    Returns
+    -------
+    ndarray or list of ndarray
+        Shape ``((H - kh)//sh + 1, (W - kw)//sw + 1[, C])``, the image's
+        float dtype; a list when a list was given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import revdeconv
+    >>> image = np.linspace(0, 1, 180 * 250 * 3).reshape(180, 250, 3)
+    >>> revdeconv.convolve(image, revdeconv.filters.BLUR).shape
+    (60, 83, 3)
+    >>> revdeconv.convolve(image, revdeconv.filters.BLUR, stride=1).shape
+    (178, 248, 3)
+    """
+    impl = get_backend(backend)
+    images, names, is_list, is_2d, n_channels = as_images(image, "image")
+    weights = as_kernel(kernel, "kernel", n_channels, images[0].dtype)
+    stride = weights.shape[1:] if stride is None else as_pair(stride, "stride")
+    check_fits(images, names, weights.shape[1:])
+    offsets = as_bias(bias, n_channels, images[0].dtype)
+    check_choice(activation, "activation", ACTIVATIONS)
+    n_threads = effective_n_threads(n_threads)
+    outputs = impl.convolve(images, weights, offsets, stride, activation, n_threads)
+    return as_returned(outputs, is_list, is_2d)

@@ -1,0 +1,234 @@
+"""Learning the filter back from an (original, filtered) pair (SPEC section 3)."""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._backend import effective_n_threads, get_backend
+from ._validation import (ACTIVATIONS, as_bias, as_float, as_images, as_int, as_kernel,
+                          as_pair, check_choice, check_fits, output_size)
+
+__all__ = ["learn_filter", "FilterResult", "METHODS"]
+
+METHODS = ("sgd", "lstsq")
+
+# The compiled normal equations keep one block on the stack (see _learn.pyx).
+_MAX_LSTSQ_UNKNOWNS = 1024
+
+
+@dataclass(frozen=True)
+class FilterResult:
+    """What :func:`learn_filter` learned.
+
+    Attributes
+    ----------
+    kernel : ndarray, shape (C, kh, kw)
+        The learned filter, one per channel, in the images' float dtype.
+    bias : ndarray, shape (C,)
+        The learned bias (zeros unless ``bias=True``).
+    loss : ndarray of float64
+        SGD: the mean squared error ``e**2`` of every update of each epoch,
+        taken before the update (shape ``(epochs,)``). lstsq: the mean squared
+        error of the fitted model over every block (shape ``(1,)``).
+    diverged : bool
+        True when the weights or the loss became non-finite (the learning
+        rate was too large); ``kernel`` then holds those non-finite values.
+    method, stride, activation
+        How it was learned; pass ``stride`` and ``activation`` on to
+        :func:`revdeconv.deconvolve`.
+    """
+
+    kernel: np.ndarray
+    bias: np.ndarray
+    loss: np.ndarray
+    diverged: bool
+    method: str
+    stride: tuple
+    activation: str
+
+
+def _kernel_geometry(originals, targets, names, kernel_size, stride):
+    """Resolve kernel size and stride, and check every pair agrees with them."""
+    (height, width), (out_h, out_w) = originals[0].shape[:2], targets[0].shape[:2]
+    if out_h > height or out_w > width:
+        raise ValueError(f"filtered {targets[0].shape[:2]} must be smaller than "
+                         f"original {originals[0].shape[:2]}")
+    if stride is not None:
+        stride = as_pair(stride, "stride")
+    if kernel_size is not None:
+        kernel_size = as_pair(kernel_size, "kernel_size")
+    elif stride is None:
+        # The paper's setting: stride = kernel size, so H // Ho is the kernel size.
+        kernel_size = (height // out_h, width // out_w)
+    elif stride == (1, 1):
+        kernel_size = (height - out_h + 1, width - out_w + 1)
+    else:
+        raise ValueError("kernel_size is required when a stride other than 1 is given")
+    stride = kernel_size if stride is None else stride
+    check_fits(originals, names, kernel_size)
+    for n, (original, target) in enumerate(zip(originals, targets)):
+        expected = tuple(output_size(size, k, s) for size, k, s
+                         in zip(original.shape[:2], kernel_size, stride))
+        if target.shape[:2] != expected:
+            raise ValueError(
+                f"filtered[{n}] has shape {target.shape[:2]}, but a {kernel_size[0]}x"
+                f"{kernel_size[1]} kernel at stride {stride} on original of shape "
+                f"{original.shape[:2]} gives {expected}")
+    return kernel_size, stride
+
+
+def _initial(init, n_channels, kernel_size, dtype):
+    """Initial kernel and bias: zeros, a kernel, or a previous FilterResult."""
+    if init is None:
+        return (np.zeros((n_channels,) + kernel_size, dtype=dtype),
+                np.zeros(n_channels, dtype=dtype))
+    init_bias = None
+    if isinstance(init, FilterResult):
+        init, init_bias = init.kernel, init.bias
+    kernel = as_kernel(init, "init", n_channels, dtype)
+    if kernel.shape[1:] != kernel_size:
+        raise ValueError(f"init has a {kernel.shape[1]}x{kernel.shape[2]} kernel, "
+                         f"expected {kernel_size[0]}x{kernel_size[1]}")
+    return kernel, as_bias(init_bias, n_channels, dtype, name="init.bias")
+
+
+def _shuffled_order(rng, targets, epochs):
+    """Block visiting order of every (epoch, pair), one after the other."""
+    sizes = [target.shape[0] * target.shape[1] for target in targets]
+    return np.concatenate([rng.permutation(size) for _ in range(epochs)
+                           for size in sizes]).astype(np.intp)
+
+
+def learn_filter(original, filtered, *, kernel_size=None, stride=None, lr=0.1, epochs=1,
+                 init=None, bias=False, activation="clip", method="sgd", shuffle=False,
+                 seed=None, n_threads=None, backend=None):
+    """Learn the filter that turned ``original`` into ``filtered``.
+
+    ``method="sgd"`` is the paper's eq. 1-2: stochastic gradient descent with
+    one update per block, sliding over the blocks in raster order::
+
+        e = f(sum K * block + b) - target;  K -= lr * e * block;  b -= lr * e
+
+    (the signed error, as in the author's code; the paper's printed norm is
+    a typo). ``method="lstsq"`` solves the same model in closed form: the
+    normal equations over every block whose target lies strictly inside the
+    activation's linear range (``0 < t < 1`` for clip, ``t > 0`` for relu).
+
+    Parameters
+    ----------
+    original, filtered : array_like or list of array_like
+        One ``(H, W[, C])`` image and its ``(Ho, Wo[, C])`` filtered version,
+        or two lists of them, learned in order with the kernel carried over
+        from one pair to the next (the paper's protocol). Channels are
+        independent: one kernel per channel. Dtype: the common float dtype
+        of all images (see :func:`revdeconv.convolve`).
+    kernel_size : int or (int, int), optional
+        Default: the size ratio ``(H // Ho, W // Wo)`` (180x250 -> 60x83
+        gives 3) when ``stride`` is not given, ``H - Ho + 1`` with stride 1.
+    stride : int or (int, int), optional
+        Default: the kernel size.
+    lr : float, optional
+        SGD learning rate (> 0), default 0.1. Too large a rate makes the
+        weights overflow: the result then says ``diverged=True``.
+    epochs : int, optional
+        SGD passes over all the pairs, in order (default 1).
+    init : array_like or FilterResult, optional
+        SGD starting kernel (``(kh, kw)`` or ``(C, kh, kw)``), or a previous
+        result whose kernel and bias are carried on. Default zeros.
+    bias : bool, optional
+        Learn a bias per channel too (default False, as in the paper).
+    activation : {"clip", "relu", "identity"}, optional
+        The activation the filtered image went through (default ``"clip"``).
+    method : {"sgd", "lstsq"}, optional
+    shuffle : bool, optional
+        SGD: visit the blocks of each pair in a random order, drawn per epoch
+        and pair from ``numpy.random.default_rng(seed)``.
+    seed : int or numpy.random.Generator, optional
+    n_threads, backend
+        As in :func:`revdeconv.convolve`; threads take whole channels.
+
+    Returns
+    -------
+    FilterResult
+        ``.kernel`` ``(C, kh, kw)``, ``.bias`` ``(C,)``, ``.loss``, ``.diverged``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import revdeconv
+    >>> rng = np.random.default_rng(0)
+    >>> image = rng.random((90, 120, 3))
+    >>> truth = rng.normal(size=(3, 3))
+    >>> filtered = revdeconv.convolve(image, truth, activation="identity")
+    >>> result = revdeconv.learn_filter(image, filtered, activation="identity",
+    ...                                 method="lstsq")
+    >>> result.kernel.shape
+    (3, 3, 3)
+    >>> bool(revdeconv.metrics.filter_error(result.kernel, truth) < 1e-8)
+    True
+    """
+    impl = get_backend(backend)
+    originals, names, is_list, _, n_channels = as_images(original, "original")
+    targets, _, target_is_list, _, _ = as_images(filtered, "filtered")
+    if is_list != target_is_list or len(originals) != len(targets):
+        raise ValueError("original and filtered must be two arrays or two lists of one length")
+    dtype = np.result_type(originals[0].dtype, targets[0].dtype)
+    originals = [image.astype(dtype, copy=False) for image in originals]
+    targets = [image.astype(dtype, copy=False) for image in targets]
+    if originals[0].ndim != targets[0].ndim or n_channels != targets[0].shape[2]:
+        raise ValueError(f"original has {n_channels} channels, filtered has "
+                         f"{targets[0].shape[2]}")
+    kernel_size, stride = _kernel_geometry(originals, targets, names, kernel_size, stride)
+    check_choice(activation, "activation", ACTIVATIONS)
+    check_choice(method, "method", METHODS)
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"bias must be True or False, got {bias!r}")
+    n_threads = effective_n_threads(n_threads)
+    if method == "lstsq":
+        kernel, offsets, loss = _lstsq(impl, originals, targets, kernel_size, stride,
+                                       bool(bias), activation, dtype, n_threads)
+    else:
+        lr = as_float(lr, "lr", minimum=0, strict=True)
+        epochs = as_int(epochs, "epochs", minimum=1)
+        kernel, offsets = _initial(init, n_channels, kernel_size, dtype)
+        order = _shuffled_order(np.random.default_rng(seed), targets, epochs) if shuffle else None
+        with np.errstate(over="ignore", invalid="ignore"):
+            kernel, offsets, sq_err = impl.sgd(originals, targets, kernel, offsets, stride,
+                                               lr, epochs, bool(bias), activation, order,
+                                               n_threads)
+        n_errors = n_channels * sum(target.shape[0] * target.shape[1] for target in targets)
+        loss = sq_err.sum(axis=0) / n_errors
+    diverged = not (np.isfinite(kernel).all() and np.isfinite(offsets).all()
+                    and np.isfinite(loss).all())
+    if diverged:
+        warnings.warn("learn_filter diverged: the weights are not finite; "
+                      "try a smaller learning rate", RuntimeWarning, stacklevel=2)
+    return FilterResult(kernel, offsets, loss, diverged, method, stride, activation)
+
+
+def _lstsq(impl, originals, targets, kernel_size, stride, with_bias, activation,
+           dtype, n_threads):
+    """Closed-form fit from the normal equations the backend accumulates."""
+    kh, kw = kernel_size
+    n_unknowns = kh * kw + with_bias
+    if n_unknowns > _MAX_LSTSQ_UNKNOWNS:
+        raise ValueError(f"method='lstsq' supports at most {_MAX_LSTSQ_UNKNOWNS} unknowns "
+                         f"(kh*kw + bias), got {n_unknowns}")
+    gram, rhs, count = impl.normal_equations(originals, targets, kernel_size, stride,
+                                             with_bias, activation, n_threads)
+    n_channels = gram.shape[0]
+    solution = np.zeros((n_channels, n_unknowns))
+    for c in range(n_channels):
+        solution[c], _, rank, _ = np.linalg.lstsq(gram[c], rhs[c], rcond=None)
+        if rank < n_unknowns:
+            warnings.warn(f"learn_filter(method='lstsq'): channel {c} is under-determined "
+                          f"({int(count[c])} usable blocks, rank {rank} < {n_unknowns}); "
+                          f"returning the minimum-norm solution", RuntimeWarning, stacklevel=3)
+    kernel = np.ascontiguousarray(solution[:, :kh * kw].reshape(n_channels, kh, kw), dtype=dtype)
+    offsets = (solution[:, kh * kw] if with_bias else np.zeros(n_channels)).astype(dtype)
+    fitted = impl.convolve(originals, kernel, offsets, stride, activation, n_threads)
+    squared = sum(float(np.sum((f.astype(np.float64) - t) ** 2))
+                  for f, t in zip(fitted, targets))
+    loss = np.array([squared / sum(t.size for t in targets)])
+    return kernel, offsets, loss

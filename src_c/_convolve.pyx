@@ -1,0 +1,60 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Strided valid cross-correlation with an activation (SPEC section 2).
+
+The caller (``revdeconv._compiled_backend``) has validated every shape and
+allocated the output; nothing here checks its input.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+
+from _activation cimport activate
+
+
+cdef void _convolve_row(const floating* src, Py_ssize_t src_row_len,
+                        const floating* kernel, const floating* bias,
+                        floating* dst, Py_ssize_t out_width, Py_ssize_t n_channels,
+                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_w,
+                        int activation) noexcept nogil:
+    """One output row; ``src`` points at the first input row the row reads."""
+    cdef Py_ssize_t q, c, i, j
+    cdef const floating* window
+    cdef const floating* weights
+    cdef floating acc
+    for q in range(out_width):
+        for c in range(n_channels):
+            window = src + q * stride_w * n_channels + c
+            weights = kernel + c * kh * kw
+            # Sum in raster order of (i, j): the NumPy fallback adds its
+            # shifted products in the same order, so both round alike.
+            acc = 0
+            for i in range(kh):
+                for j in range(kw):
+                    acc = acc + weights[i * kw + j] * window[i * src_row_len + j * n_channels]
+            dst[q * n_channels + c] = activate(acc + bias[c], activation)
+
+
+def convolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
+             const floating[:, :, ::1] kernel not None, const floating[::1] bias not None,
+             floating[::1] dst, const Py_ssize_t[:, ::1] dst_geom,
+             Py_ssize_t stride_h, Py_ssize_t stride_w, int activation, int n_threads):
+    """Convolve a batch of channels-last images packed in ``src`` into ``dst``.
+
+    ``*_geom[n] = (offset, height, width)`` locates image ``n`` in its flat
+    buffer. Rows of each image are shared out between the threads.
+    """
+    cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
+    cdef Py_ssize_t n, p, out_h, src_row_len, dst_row_len
+    cdef const floating* src_image
+    cdef floating* dst_image
+    with nogil:
+        for n in range(src_geom.shape[0]):
+            src_image = &src[src_geom[n, 0]]
+            dst_image = &dst[dst_geom[n, 0]]
+            src_row_len = src_geom[n, 2] * n_channels
+            dst_row_len = dst_geom[n, 2] * n_channels
+            out_h = dst_geom[n, 1]
+            for p in prange(out_h, num_threads=n_threads, schedule="static"):
+                _convolve_row(src_image + p * stride_h * src_row_len, src_row_len,
+                              &kernel[0, 0, 0], &bias[0], dst_image + p * dst_row_len,
+                              dst_geom[n, 2], n_channels, kh, kw, stride_w, activation)

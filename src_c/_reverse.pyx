@@ -1,0 +1,133 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The reverse solve (SPEC section 4, paper eq. 3 with the smoothing trick).
+
+Which pixels of a block are still unsolved needs no mask: a pixel is solved
+by the first block, in raster order, that covers it. In block ``(P, Q)`` the
+new pixels are therefore the rectangle ``i >= first_row, j >= first_col`` with
+``first_row = 0 if P == 0 else max(kh - stride_h, 0)`` (likewise for columns);
+the others were solved by an earlier block. The caller has validated every
+shape; nothing here checks its input.
+"""
+
+from libc.math cimport fabs
+from cython cimport floating
+from cython.parallel cimport prange
+
+from _activation cimport activate
+
+
+cdef void _solve_block(const floating* weights, floating x, floating* y,
+                       Py_ssize_t row_len, Py_ssize_t n_channels,
+                       Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t first_row,
+                       Py_ssize_t first_col, double eps, int activation) noexcept nogil:
+    """Solve the new pixels of one block of one channel; ``y`` is its top-left pixel."""
+    cdef Py_ssize_t i, j
+    cdef floating w, rest, value
+    # Running sum of w * v over the block: unsolved pixels count as x.
+    cdef floating total = 0
+    for i in range(kh):
+        for j in range(kw):
+            if i >= first_row and j >= first_col:
+                value = x
+            else:
+                value = y[i * row_len + j * n_channels]
+            total = total + weights[i * kw + j] * value
+    for i in range(first_row, kh):
+        for j in range(first_col, kw):
+            w = weights[i * kw + j]
+            rest = total - w * x
+            if fabs(w) <= eps:
+                value = x
+            else:
+                value = (x - rest) / w
+            value = activate(value, activation)
+            y[i * row_len + j * n_channels] = value
+            total = rest + w * value
+
+
+cdef void _zoom_uncovered_row(const floating* x, Py_ssize_t in_h, Py_ssize_t in_w,
+                              floating* y_row, Py_ssize_t r, Py_ssize_t out_w,
+                              Py_ssize_t n_channels, Py_ssize_t kh, Py_ssize_t kw,
+                              Py_ssize_t stride_h, Py_ssize_t stride_w) noexcept nogil:
+    """Give the pixels of output row ``r`` that no block covers their zoom value."""
+    cdef Py_ssize_t covered_h = (in_h - 1) * stride_h + kh
+    cdef Py_ssize_t covered_w = (in_w - 1) * stride_w + kw
+    cdef bint row_covered = r < covered_h and r % stride_h < kh
+    cdef const floating* x_row = x + min(r // stride_h, in_h - 1) * in_w * n_channels
+    cdef Py_ssize_t col = 0, src_col, phase, c
+    if row_covered and stride_w <= kw:
+        col = covered_w      # no gaps: only the right border is uncovered
+    src_col = col // stride_w
+    phase = col % stride_w
+    while col < out_w:
+        if not (row_covered and col < covered_w and phase < kw):
+            for c in range(n_channels):
+                y_row[col * n_channels + c] = x_row[min(src_col, in_w - 1) * n_channels + c]
+        col += 1
+        phase += 1
+        if phase == stride_w:
+            phase = 0
+            src_col += 1
+
+
+cdef void _solve_block_row(const floating* kernel, const floating* x_row, floating* y,
+                           Py_ssize_t P, Py_ssize_t in_w, Py_ssize_t row_len,
+                           Py_ssize_t n_channels, Py_ssize_t c_start, Py_ssize_t c_stop,
+                           Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                           double eps, int activation) noexcept nogil:
+    """Solve block row ``P`` for channels ``c_start <= c < c_stop``."""
+    cdef Py_ssize_t Q, c
+    cdef Py_ssize_t first_row = 0 if P == 0 else max(kh - stride_h, 0)
+    cdef Py_ssize_t overlap_w = max(kw - stride_w, 0)
+    for Q in range(in_w):
+        for c in range(c_start, c_stop):
+            _solve_block(kernel + c * kh * kw, x_row[Q * n_channels + c],
+                         y + P * stride_h * row_len + Q * stride_w * n_channels + c,
+                         row_len, n_channels, kh, kw, first_row,
+                         0 if Q == 0 else overlap_w, eps, activation)
+
+
+def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
+               const floating[:, :, ::1] kernel not None,
+               floating[::1] dst, const Py_ssize_t[:, ::1] dst_geom,
+               Py_ssize_t stride_h, Py_ssize_t stride_w, double eps, int activation,
+               int n_threads):
+    """Reverse-solve a batch of channels-last filtered images into ``dst``.
+
+    ``*_geom[n] = (offset, height, width)`` locates image ``n`` in its flat
+    buffer. Block rows are independent when ``stride_h >= kh`` and are then
+    shared out between the threads; otherwise each thread takes whole
+    (image, channel) planes.
+    """
+    cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
+    cdef Py_ssize_t n_images = src_geom.shape[0]
+    cdef Py_ssize_t n, r, P, plane, c, in_h, in_w, out_h, row_len, n_planes = n_images * n_channels
+    cdef const floating* x
+    cdef floating* y
+    with nogil:
+        for n in range(n_images):
+            x = &src[src_geom[n, 0]]
+            y = &dst[dst_geom[n, 0]]
+            in_h = src_geom[n, 1]
+            in_w = src_geom[n, 2]
+            row_len = dst_geom[n, 2] * n_channels
+            out_h = dst_geom[n, 1]
+            for r in prange(out_h, num_threads=n_threads, schedule="static"):
+                _zoom_uncovered_row(x, in_h, in_w, y + r * row_len, r, dst_geom[n, 2],
+                                    n_channels, kh, kw, stride_h, stride_w)
+            if stride_h >= kh:
+                for P in prange(in_h, num_threads=n_threads, schedule="static"):
+                    _solve_block_row(&kernel[0, 0, 0], x + P * in_w * n_channels, y, P, in_w,
+                                     row_len, n_channels, 0, n_channels, kh, kw,
+                                     stride_h, stride_w, eps, activation)
+        if stride_h < kh:
+            for plane in prange(n_planes, num_threads=n_threads,
+                                schedule="static", chunksize=1):
+                n = plane // n_channels
+                c = plane % n_channels
+                for P in range(src_geom[n, 1]):
+                    _solve_block_row(&kernel[0, 0, 0],
+                                     &src[src_geom[n, 0] + P * src_geom[n, 2] * n_channels],
+                                     &dst[dst_geom[n, 0]], P, src_geom[n, 2],
+                                     dst_geom[n, 2] * n_channels, n_channels, c, c + 1,
+                                     kh, kw, stride_h, stride_w, eps, activation)
