@@ -16,22 +16,33 @@ cdef void _convolve_row(const floating* src, Py_ssize_t src_row_len,
                         floating* dst, Py_ssize_t out_width, Py_ssize_t n_channels,
                         Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_w,
                         int activation) noexcept nogil:
-    """One output row; ``src`` points at the first input row the row reads."""
-    cdef Py_ssize_t q, c, i, j
-    cdef const floating* window
-    cdef const floating* weights
-    cdef floating acc
+    """One output row; ``src`` points at the first input row the row reads.
+
+    The row is accumulated one kernel tap ``(i, j)`` at a time, in raster
+    order, over all its pixels: every output pixel still sums its products
+    in raster order (as the NumPy fallback does, so both round alike), but
+    consecutive additions go to different pixels instead of forming one
+    long dependency chain, and the tap loop over a row vectorises.
+    """
+    cdef Py_ssize_t q, c, i, j, t
+    cdef Py_ssize_t row_len = out_width * n_channels
+    cdef Py_ssize_t step = stride_w * n_channels
+    cdef const floating* taps
+    cdef floating* out
+    cdef floating weight
+    for t in range(row_len):
+        dst[t] = 0
+    for i in range(kh):
+        for j in range(kw):
+            for c in range(n_channels):
+                weight = kernel[(c * kh + i) * kw + j]
+                taps = src + i * src_row_len + j * n_channels + c
+                out = dst + c
+                for q in range(out_width):
+                    out[q * n_channels] += weight * taps[q * step]
     for q in range(out_width):
         for c in range(n_channels):
-            window = src + q * stride_w * n_channels + c
-            weights = kernel + c * kh * kw
-            # Sum in raster order of (i, j): the NumPy fallback adds its
-            # shifted products in the same order, so both round alike.
-            acc = 0
-            for i in range(kh):
-                for j in range(kw):
-                    acc = acc + weights[i * kw + j] * window[i * src_row_len + j * n_channels]
-            dst[q * n_channels + c] = activate(acc + bias[c], activation)
+            dst[q * n_channels + c] = activate(dst[q * n_channels + c] + bias[c], activation)
 
 
 def convolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
