@@ -102,6 +102,9 @@ def normal_equations(originals, targets, kernel_shape, stride, with_bias,
 def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads):
     src, src_geom = _pack(images)
     dst, dst_geom, outputs = _allocate(output_shapes, kernel.shape[0], kernel.dtype)
-    _reverse.deconvolve(src, src_geom, kernel, dst, dst_geom, stride[0], stride[1],
+    # One row of running block sums per thread (used when blocks are disjoint).
+    scratch = _padded_rows(n_threads, max(image.shape[1] for image in images) * kernel.shape[0],
+                           kernel.dtype)
+    _reverse.deconvolve(src, src_geom, kernel, dst, dst_geom, scratch, stride[0], stride[1],
                         eps, ACTIVATION_CODES[activation], n_threads)
     return outputs

@@ -68,7 +68,7 @@ def sgd(originals, targets, kernel, bias, stride, lr, epochs, learn_bias,
     n_channels, kh, kw = kernel.shape
     sh, sw = stride
     dtype = kernel.dtype
-    weights = np.ascontiguousarray(kernel.transpose(1, 2, 0))   # (kh, kw, C)
+    weights = kernel.transpose(1, 2, 0).copy()   # (kh, kw, C), ours to update
     bias = bias.copy()
     lr = dtype.type(lr)
     sq_err = np.zeros((n_channels, epochs))

@@ -10,6 +10,7 @@ float64, float16 becomes float32; integer images are scaled by their
 dtype's maximum (uint8 255 -> 1.0) and booleans become 0/1, both as float64.
 """
 
+import numbers
 import operator
 
 import numpy as np
@@ -51,12 +52,9 @@ def as_pair(value, name, minimum=1):
 
 def as_float(value, name, minimum=None, strict=False):
     """A finite real number, ``> minimum`` when ``strict`` else ``>= minimum``."""
-    if isinstance(value, (bool, np.bool_)) or not np.isscalar(value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    value = float(value)
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if minimum is not None and (value <= minimum if strict else value < minimum):

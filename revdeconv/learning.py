@@ -202,8 +202,8 @@ def learn_filter(original, filtered, *, kernel_size=None, stride=None, lr=0.1, e
     diverged = not (np.isfinite(kernel).all() and np.isfinite(offsets).all()
                     and np.isfinite(loss).all())
     if diverged:
-        warnings.warn("learn_filter diverged: the weights are not finite; "
-                      "try a smaller learning rate", RuntimeWarning, stacklevel=2)
+        warnings.warn("learn_filter diverged: the weights are not finite (a learning rate "
+                      "too large, or non-finite pixels)", RuntimeWarning, stacklevel=2)
     return FilterResult(kernel, offsets, loss, diverged, method, stride, activation)
 
 
@@ -220,6 +220,9 @@ def _lstsq(impl, originals, targets, kernel_size, stride, with_bias, activation,
     n_channels = gram.shape[0]
     solution = np.zeros((n_channels, n_unknowns))
     for c in range(n_channels):
+        if not (np.isfinite(gram[c]).all() and np.isfinite(rhs[c]).all()):
+            solution[c] = np.nan         # non-finite pixels: reported as diverged
+            continue
         solution[c], _, rank, _ = np.linalg.lstsq(gram[c], rhs[c], rcond=None)
         if rank < n_unknowns:
             warnings.warn(f"learn_filter(method='lstsq'): channel {c} is under-determined "

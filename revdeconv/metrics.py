@@ -7,8 +7,8 @@ image covers.
 Examples
 --------
 >>> from revdeconv import metrics
->>> metrics.loss_ratio(0.5563, 0.5482)   # the paper's edge row at lr = 1
-0.014775629332360363
+>>> round(metrics.loss_ratio(0.5563, 0.5482), 6)   # the paper's edge row at lr = 1
+0.014776
 >>> metrics.gain(0.0707, 0.0727) > 1     # closer to the original than the zoom
 True
 """
@@ -55,8 +55,8 @@ def loss_ratio(mae, mae0):
     Examples
     --------
     >>> from revdeconv.metrics import loss_ratio
-    >>> loss_ratio(0.3, 0.2)
-    0.49999999999999994
+    >>> round(loss_ratio(0.3, 0.2), 12)
+    0.5
     """
     return abs(float(mae) - float(mae0)) / _positive(mae0, "mae0")
 
@@ -86,7 +86,7 @@ def psnr(reference, test, data_range=1.0):
     mse = float(np.mean((reference - test) ** 2))
     if mse == 0:
         return float("inf")
-    return 10 * np.log10(_positive(data_range, "data_range") ** 2 / mse)
+    return float(10 * np.log10(_positive(data_range, "data_range") ** 2 / mse))
 
 
 def filter_error(estimate, truth):
@@ -99,8 +99,8 @@ def filter_error(estimate, truth):
     --------
     >>> import numpy as np
     >>> from revdeconv.metrics import filter_error
-    >>> filter_error(np.full((3, 3, 3), 1.1), np.ones((3, 3)))
-    0.10000000000000009
+    >>> round(filter_error(np.full((3, 3, 3), 1.1), np.ones((3, 3))), 12)
+    0.1
     """
     estimate = np.asarray(estimate, dtype=np.float64)
     truth = np.asarray(truth, dtype=np.float64)

@@ -11,7 +11,7 @@ shape; nothing here checks its input.
 
 from libc.math cimport fabs
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 
 from _activation cimport activate
 
@@ -87,17 +87,60 @@ cdef void _solve_block_row(const floating* kernel, const floating* x_row, floati
                          0 if Q == 0 else overlap_w, eps, activation)
 
 
+cdef void _solve_disjoint_row(const floating* kernel, const floating* x_row, floating* y,
+                              floating* total, Py_ssize_t in_w, Py_ssize_t row_len,
+                              Py_ssize_t n_channels, Py_ssize_t kh, Py_ssize_t kw,
+                              Py_ssize_t stride_w, double eps, int activation) noexcept nogil:
+    """Solve a row of blocks that share no pixel, all blocks one pixel at a time.
+
+    The same operations as ``_solve_block`` on each block, in the same order,
+    but interleaved across the row: consecutive steps belong to different
+    blocks, so they do not wait on each other. ``y`` is the row's top-left
+    pixel and ``total`` scratch space for ``in_w * n_channels`` running sums.
+    """
+    cdef Py_ssize_t i, j, c, Q, t
+    cdef Py_ssize_t kk = kh * kw, step = stride_w * n_channels
+    cdef floating w, x, rest, value
+    cdef floating* pixel
+    for t in range(in_w * n_channels):
+        total[t] = 0
+    for i in range(kh):
+        for j in range(kw):
+            for c in range(n_channels):
+                w = kernel[c * kk + i * kw + j]
+                for Q in range(in_w):
+                    t = Q * n_channels + c
+                    total[t] = total[t] + w * x_row[t]
+    for i in range(kh):
+        for j in range(kw):
+            for c in range(n_channels):
+                w = kernel[c * kk + i * kw + j]
+                pixel = y + i * row_len + j * n_channels + c
+                for Q in range(in_w):
+                    t = Q * n_channels + c
+                    x = x_row[t]
+                    rest = total[t] - w * x
+                    if fabs(w) <= eps:
+                        value = x
+                    else:
+                        value = (x - rest) / w
+                    value = activate(value, activation)
+                    pixel[Q * step] = value
+                    total[t] = rest + w * value
+
+
 def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
                const floating[:, :, ::1] kernel not None,
                floating[::1] dst, const Py_ssize_t[:, ::1] dst_geom,
-               Py_ssize_t stride_h, Py_ssize_t stride_w, double eps, int activation,
-               int n_threads):
+               floating[:, ::1] scratch, Py_ssize_t stride_h, Py_ssize_t stride_w,
+               double eps, int activation, int n_threads):
     """Reverse-solve a batch of channels-last filtered images into ``dst``.
 
     ``*_geom[n] = (offset, height, width)`` locates image ``n`` in its flat
     buffer. Block rows are independent when ``stride_h >= kh`` and are then
     shared out between the threads; otherwise each thread takes whole
-    (image, channel) planes.
+    (image, channel) planes. When blocks share no pixel at all, thread ``k``
+    keeps a row of running sums in ``scratch[k]`` (``>= in_w * C`` long).
     """
     cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
     cdef Py_ssize_t n_images = src_geom.shape[0]
@@ -115,7 +158,13 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
             for r in prange(out_h, num_threads=n_threads, schedule="static"):
                 _zoom_uncovered_row(x, in_h, in_w, y + r * row_len, r, dst_geom[n, 2],
                                     n_channels, kh, kw, stride_h, stride_w)
-            if stride_h >= kh:
+            if stride_h >= kh and stride_w >= kw:
+                for P in prange(in_h, num_threads=n_threads, schedule="static"):
+                    _solve_disjoint_row(&kernel[0, 0, 0], x + P * in_w * n_channels,
+                                        y + P * stride_h * row_len, &scratch[threadid(), 0],
+                                        in_w, row_len, n_channels, kh, kw, stride_w,
+                                        eps, activation)
+            elif stride_h >= kh:
                 for P in prange(in_h, num_threads=n_threads, schedule="static"):
                     _solve_block_row(&kernel[0, 0, 0], x + P * in_w * n_channels, y, P, in_w,
                                      row_len, n_channels, 0, n_channels, kh, kw,
