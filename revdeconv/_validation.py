@@ -50,6 +50,16 @@ def as_pair(value, name, minimum=1):
     return tuple(as_int(v, name, minimum) for v in values)
 
 
+def as_shape(value, name, n_channels):
+    """An image shape ``(rows, cols)``; ``(rows, cols, C)`` too, so ``image.shape`` works."""
+    if np.ndim(value) == 1 and len(value) == 3:
+        if as_int(value[2], name) != n_channels:
+            raise ValueError(f"{name} {tuple(value)} has {value[2]} channels, the images "
+                             f"have {n_channels}")
+        value = tuple(value)[:2]
+    return as_pair(value, name)
+
+
 def as_float(value, name, minimum=None, strict=False):
     """A finite real number, ``> minimum`` when ``strict`` else ``>= minimum``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):

@@ -5,7 +5,7 @@ import numpy as np
 from . import _numpy_backend
 from ._backend import effective_n_threads, get_backend
 from ._validation import (ACTIVATIONS, as_float, as_images, as_kernel, as_pair,
-                          as_returned, check_choice)
+                          as_returned, as_shape, check_choice)
 
 __all__ = ["deconvolve", "zoom", "DEFAULT_EPS"]
 
@@ -13,7 +13,7 @@ __all__ = ["deconvolve", "zoom", "DEFAULT_EPS"]
 DEFAULT_EPS = 1e-6
 
 
-def _output_shapes(output_shape, minimum_shapes, names, name="output_shape"):
+def _output_shapes(output_shape, minimum_shapes, names, n_channels, name="output_shape"):
     """One (rows, cols) pair per image: the default, or what was asked for."""
     if output_shape is None:
         return minimum_shapes
@@ -21,9 +21,9 @@ def _output_shapes(output_shape, minimum_shapes, names, name="output_shape"):
         if len(output_shape) != len(minimum_shapes):
             raise ValueError(f"{name} must be one (rows, cols) pair or one per image "
                              f"({len(minimum_shapes)}), got {len(output_shape)}")
-        shapes = [as_pair(shape, name) for shape in output_shape]
+        shapes = [as_shape(shape, name, n_channels) for shape in output_shape]
     else:
-        shapes = [as_pair(output_shape, name)] * len(minimum_shapes)
+        shapes = [as_shape(output_shape, name, n_channels)] * len(minimum_shapes)
     for shape, minimum, image_name in zip(shapes, minimum_shapes, names):
         if shape[0] < minimum[0] or shape[1] < minimum[1]:
             raise ValueError(f"{name} {shape} for {image_name} is smaller than the "
@@ -61,7 +61,8 @@ def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_
         ``x``. Default ``1e-6``.
     output_shape : (int, int) or list of them, optional
         Default ``((Ho-1)*sh + kh, (Wo-1)*sw + kw)``, the region the blocks
-        cover. A larger shape (e.g. the original image's) is allowed; pixels
+        cover. A larger shape (e.g. the original image's; ``image.shape``
+        with its channel count is accepted too) is allowed; pixels
         that no block covers, there and in the gaps of a stride larger than
         the kernel, take their :func:`zoom` value.
     n_threads, backend
@@ -97,7 +98,7 @@ def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_
     eps = as_float(eps, "eps", minimum=0)
     covered = [((h - 1) * stride[0] + kh, (w - 1) * stride[1] + kw)
                for h, w, _ in (image.shape for image in images)]
-    shapes = _output_shapes(output_shape, covered, names)
+    shapes = _output_shapes(output_shape, covered, names, n_channels)
     n_threads = effective_n_threads(n_threads)
     outputs = impl.deconvolve(images, weights, stride, shapes, eps, activation, n_threads)
     return as_returned(outputs, is_list, is_2d)
@@ -116,7 +117,8 @@ def zoom(filtered, stride, output_shape=None):
     stride : int or (int, int)
         Zoom factor (the stride the image was filtered with).
     output_shape : (int, int), optional
-        Default ``(Ho * sh, Wo * sw)``; any other size replicates the last
+        Default ``(Ho * sh, Wo * sw)`` (``image.shape`` with its channel count
+        is accepted too); any other size replicates the last
         row and column as needed, or crops.
 
     Returns
@@ -133,12 +135,12 @@ def zoom(filtered, stride, output_shape=None):
     >>> revdeconv.zoom(np.array([[0.0, 1.0]]), 2, output_shape=(1, 5))
     array([[0., 0., 1., 1., 1.]])
     """
-    images, names, is_list, is_2d, _ = as_images(filtered, "filtered")
+    images, names, is_list, is_2d, n_channels = as_images(filtered, "filtered")
     stride = as_pair(stride, "stride")
     default = [(h * stride[0], w * stride[1]) for h, w, _ in (im.shape for im in images)]
     if output_shape is None:
         shapes = default
     else:
-        shapes = [as_pair(output_shape, "output_shape")] * len(images)
+        shapes = [as_shape(output_shape, "output_shape", n_channels)] * len(images)
     outputs = [_numpy_backend.zoom(image, stride, shape) for image, shape in zip(images, shapes)]
     return as_returned(outputs, is_list, is_2d)

@@ -14,23 +14,29 @@ from cython.parallel cimport prange
 from _activation cimport activate, IDENTITY, RELU, CLIP
 
 
-cdef void _sgd_channel(const floating* originals, const Py_ssize_t* orig_geom,
-                       const floating* targets, const Py_ssize_t* target_geom,
-                       Py_ssize_t n_pairs, Py_ssize_t n_channels, Py_ssize_t channel,
-                       floating* params, double* sq_err,
-                       const Py_ssize_t* order,
-                       Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_h, Py_ssize_t stride_w,
-                       floating lr, Py_ssize_t epochs, bint learn_bias,
-                       int activation) noexcept nogil:
-    """Learn one channel: ``params[:kh*kw]`` is its kernel, ``params[kh*kw]`` its bias."""
-    cdef Py_ssize_t epoch, n, t, b, p, q, i, j, width, out_width, n_blocks
+cdef void _sgd_channels(const floating* originals, const Py_ssize_t* orig_geom,
+                        const floating* targets, const Py_ssize_t* target_geom,
+                        Py_ssize_t n_pairs, Py_ssize_t n_channels,
+                        Py_ssize_t c_start, Py_ssize_t c_stop,
+                        floating* params, Py_ssize_t params_len,
+                        double* sq_err, Py_ssize_t sq_err_len, const Py_ssize_t* order,
+                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                        floating lr, Py_ssize_t epochs, bint learn_bias,
+                        int activation) noexcept nogil:
+    """Learn channels ``c_start <= c < c_stop`` in one sweep over the blocks.
+
+    Row ``c`` of ``params`` (``params_len`` apart) holds channel ``c``'s kernel
+    then its bias; row ``c`` of ``sq_err`` its sum of squared errors per epoch.
+    The channels of a pixel share a cache line, so one sweep for several
+    channels reads the image once instead of once per channel.
+    """
+    cdef Py_ssize_t epoch, n, t, b, p, q, i, j, c, width, out_width, n_blocks
     cdef Py_ssize_t order_start = 0
     cdef Py_ssize_t kk = kh * kw
     cdef const floating* block
+    cdef floating* kernel
     cdef floating z, err, step
-    cdef double sse
     for epoch in range(epochs):
-        sse = 0
         for n in range(n_pairs):
             width = orig_geom[3 * n + 2]
             out_width = target_geom[3 * n + 2]
@@ -39,25 +45,28 @@ cdef void _sgd_channel(const floating* originals, const Py_ssize_t* orig_geom,
                 b = order[order_start + t] if order != NULL else t
                 p = b // out_width
                 q = b % out_width
-                block = (originals + orig_geom[3 * n]
-                         + (p * stride_h * width + q * stride_w) * n_channels + channel)
-                z = 0
-                for i in range(kh):
-                    for j in range(kw):
-                        z = z + params[i * kw + j] * block[(i * width + j) * n_channels]
-                if learn_bias:
-                    z = z + params[kk]
-                err = activate(z, activation) - targets[target_geom[3 * n] + b * n_channels + channel]
-                sse += <double>err * err
-                step = lr * err
-                for i in range(kh):
-                    for j in range(kw):
-                        params[i * kw + j] = params[i * kw + j] - step * block[(i * width + j) * n_channels]
-                if learn_bias:
-                    params[kk] = params[kk] - step
+                for c in range(c_start, c_stop):
+                    kernel = params + c * params_len
+                    block = (originals + orig_geom[3 * n]
+                             + (p * stride_h * width + q * stride_w) * n_channels + c)
+                    z = 0
+                    for i in range(kh):
+                        for j in range(kw):
+                            z = z + kernel[i * kw + j] * block[(i * width + j) * n_channels]
+                    if learn_bias:
+                        z = z + kernel[kk]
+                    err = (activate(z, activation)
+                           - targets[target_geom[3 * n] + b * n_channels + c])
+                    sq_err[c * sq_err_len + epoch] += <double>err * err
+                    step = lr * err
+                    for i in range(kh):
+                        for j in range(kw):
+                            kernel[i * kw + j] = (kernel[i * kw + j]
+                                                  - step * block[(i * width + j) * n_channels])
+                    if learn_bias:
+                        kernel[kk] = kernel[kk] - step
             if order != NULL:
                 order_start += n_blocks
-        sq_err[epoch] = sse
 
 
 def sgd(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
@@ -65,21 +74,26 @@ def sgd(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
         floating[:, ::1] params, double[:, ::1] sq_err, const Py_ssize_t[::1] order,
         Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_h, Py_ssize_t stride_w,
         double lr, Py_ssize_t epochs, bint learn_bias, int activation, int n_threads):
-    """SGD over all pairs in order, ``epochs`` times, one thread per channel.
+    """SGD over all pairs in order, ``epochs`` times; threads take whole channels.
 
     ``params[c]`` holds the initial kernel and bias of channel ``c`` and
-    receives the learned ones; ``sq_err[c, e]`` the sum of squared errors of
-    epoch ``e``. ``order`` is empty for raster order, else the block indices
-    of every (epoch, pair) one after the other.
+    receives the learned ones; ``sq_err[c, e]`` (zeroed by the caller) the sum
+    of squared errors of epoch ``e``. ``order`` is empty for raster order,
+    else the block indices of every (epoch, pair) one after the other.
+    The channels are split into at most ``n_threads`` contiguous groups, each
+    learned by one thread in one sweep.
     """
-    cdef Py_ssize_t n_channels = params.shape[0], c
+    cdef Py_ssize_t n_channels = params.shape[0]
+    cdef Py_ssize_t n_groups = min(n_threads, n_channels), g
     cdef const Py_ssize_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
     with nogil:
-        for c in prange(n_channels, num_threads=n_threads, schedule="static", chunksize=1):
-            _sgd_channel(&originals[0], &orig_geom[0, 0], &targets[0], &target_geom[0, 0],
-                         orig_geom.shape[0], n_channels, c, &params[c, 0], &sq_err[c, 0],
-                         order_ptr, kh, kw, stride_h, stride_w,
-                         <floating>lr, epochs, learn_bias, activation)
+        for g in prange(n_groups, num_threads=n_threads, schedule="static", chunksize=1):
+            _sgd_channels(&originals[0], &orig_geom[0, 0], &targets[0], &target_geom[0, 0],
+                          orig_geom.shape[0], n_channels,
+                          g * n_channels // n_groups, (g + 1) * n_channels // n_groups,
+                          &params[0, 0], params.shape[1], &sq_err[0, 0], sq_err.shape[1],
+                          order_ptr, kh, kw, stride_h, stride_w, <floating>lr, epochs,
+                          learn_bias, activation)
 
 
 cdef inline bint _in_linear_range(double target, int activation) noexcept nogil:

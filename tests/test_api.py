@@ -178,6 +178,15 @@ def test_stride_defaults_to_kernel_size_for_non_square_kernels(backend):
     assert out.shape == (6, 5, 3)
 
 
+def test_output_shape_accepts_an_image_shape(backend):
+    restored = revdeconv.deconvolve(FILTERED, filters.BLUR, output_shape=IMAGE.shape,
+                                    backend=backend)
+    assert restored.shape == IMAGE.shape
+    assert revdeconv.zoom(FILTERED, 3, output_shape=IMAGE.shape).shape == IMAGE.shape
+    with pytest.raises(ValueError, match="has 4 channels, the images have 3"):
+        revdeconv.deconvolve(FILTERED, filters.BLUR, output_shape=(12, 15, 4), backend=backend)
+
+
 def test_zoom_default_shape_and_formula():
     x = np.arange(6.0).reshape(2, 3)
     out = revdeconv.zoom(x, (2, 3))
