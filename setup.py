@@ -60,6 +60,11 @@ def openmp_flags(compiler):
 class BuildExt(build_ext):
     """build_ext that adds OpenMP flags when the compiler supports them."""
 
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:              # compile the extensions side by side
+            self.parallel = os.cpu_count() or 1
+
     def build_extensions(self):
         if _flag_set("REVDECONV_NO_OPENMP"):
             flags = None

@@ -11,12 +11,18 @@ import revdeconv
 from revdeconv import _backend
 
 
-def _run(code, **env):
-    """Run ``code`` in a fresh interpreter (backend choice happens at import)."""
+def _run(code, tmp_path, **env):
+    """Run ``code`` in a fresh interpreter (backend choice happens at import).
+
+    It runs outside the source tree and checks it imported the same package
+    as this test session: ``python -c`` puts the working directory first on
+    ``sys.path``, where a source checkout would shadow the installed package.
+    """
     environ = {k: v for k, v in os.environ.items() if k != "REVDECONV_BACKEND"}
     environ.update(env)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=environ,
-                          capture_output=True, text=True, check=True)
+    check = f"import revdeconv; assert revdeconv.__file__ == {revdeconv.__file__!r}\n"
+    return subprocess.run([sys.executable, "-c", check + textwrap.dedent(code)], env=environ,
+                          cwd=tmp_path, capture_output=True, text=True, check=True)
 
 
 @pytest.mark.skipif(not os.environ.get("REVDECONV_EXPECT_COMPILED"),
@@ -42,16 +48,16 @@ def test_show_config_reports_backend_openmp_threads(capsys):
     assert f"threads in use: {info['threads']}" in out
 
 
-def test_environment_forces_numpy_backend():
-    out = _run("import revdeconv; print(revdeconv.config()['backend'])",
+def test_environment_forces_numpy_backend(tmp_path):
+    out = _run("import revdeconv; print(revdeconv.config()['backend'])", tmp_path,
                REVDECONV_BACKEND="numpy").stdout
     assert out.strip() == "numpy"
 
 
-def test_omp_num_threads_is_honoured():
+def test_omp_num_threads_is_honoured(tmp_path):
     if not _backend.openmp_enabled():
         pytest.skip("serial build")
-    out = _run("import revdeconv; print(revdeconv.config()['threads'])",
+    out = _run("import revdeconv; print(revdeconv.config()['threads'])", tmp_path,
                OMP_NUM_THREADS="3").stdout
     assert out.strip() == "3"
 
