@@ -21,6 +21,8 @@ else:
     IMPORT_ERROR = None
 
 BACKENDS = ("compiled", "numpy")
+#: More threads than this is a mistake (OpenMP reserves a stack for each one).
+MAX_THREADS = 1024
 ENV_VAR = "REVDECONV_BACKEND"
 
 
@@ -88,7 +90,8 @@ def effective_n_threads(n_threads=None):
 
     ``None`` means OpenMP's default, which honours ``OMP_NUM_THREADS``;
     a negative count is taken back from that default (``-1``: all of them,
-    ``-2``: all but one, never fewer than one); 0 is an error. A serial build
+    ``-2``: all but one, never fewer than one); 0 and more than
+    ``MAX_THREADS`` are errors. A serial build
     (or the NumPy fallback) always runs on one thread.
 
     Examples
@@ -97,8 +100,12 @@ def effective_n_threads(n_threads=None):
     >>> effective_n_threads(1)
     1
     """
-    if n_threads is not None and as_int(n_threads, "n_threads") == 0:
-        raise ValueError("n_threads must not be 0 (None means OpenMP's default)")
+    if n_threads is not None:
+        n_threads = as_int(n_threads, "n_threads")
+        if n_threads == 0:
+            raise ValueError("n_threads must not be 0 (None means OpenMP's default)")
+        if n_threads > MAX_THREADS:
+            raise ValueError(f"n_threads must be at most {MAX_THREADS}, got {n_threads}")
     if not openmp_enabled():
         return 1
     default = _openmp_helpers.max_threads()

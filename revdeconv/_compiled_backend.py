@@ -2,14 +2,15 @@
 
 Same functions and arguments as ``revdeconv._numpy_backend``. The kernels
 take a batch of channels-last images as one flat buffer plus a geometry
-table ``(offset, height, width)`` per image, so several images (of different
-sizes) go through one call and one parallel region. A single contiguous
+table (see ``src_c/_batch.pxd``), so several images (of different sizes) go
+through one call and one parallel loop. A single contiguous
 image is passed as a view: nothing is copied.
 """
 
 import numpy as np
 
 from . import _convolve, _learn, _reverse
+from ._validation import output_size
 
 __all__ = ["convolve", "sgd", "normal_equations", "deconvolve"]
 
@@ -20,13 +21,20 @@ ACTIVATION_CODES = {"identity": 0, "relu": 1, "clip": 2}
 _CACHE_LINE = 64
 
 
+def _geometry(shapes, n_channels):
+    """Batch geometry: per image (offset, height, width, rows before it)."""
+    geometry = np.zeros((len(shapes), 4), dtype=np.intp)
+    offset = row = 0
+    for n, (height, width) in enumerate(shapes):
+        geometry[n] = offset, height, width, row
+        offset += height * width * n_channels
+        row += height
+    return geometry
+
+
 def _pack(images):
     """Flat buffer and geometry of a list of C-contiguous (H, W, C) arrays."""
-    geometry = np.zeros((len(images), 3), dtype=np.intp)
-    offset = 0
-    for n, image in enumerate(images):
-        geometry[n] = offset, image.shape[0], image.shape[1]
-        offset += image.size
+    geometry = _geometry([image.shape[:2] for image in images], images[0].shape[2])
     if len(images) == 1:
         flat = images[0].reshape(-1)
     else:
@@ -36,14 +44,10 @@ def _pack(images):
 
 def _allocate(shapes, n_channels, dtype):
     """Output buffer and geometry for images of the given (H, W) shapes, and views on it."""
-    geometry = np.zeros((len(shapes), 3), dtype=np.intp)
-    offset = 0
-    for n, (height, width) in enumerate(shapes):
-        geometry[n] = offset, height, width
-        offset += height * width * n_channels
-    flat = np.empty(offset, dtype=dtype)
+    geometry = _geometry(shapes, n_channels)
+    flat = np.empty(sum(h * w for h, w in shapes) * n_channels, dtype=dtype)
     views = [flat[start:start + h * w * n_channels].reshape(h, w, n_channels)
-             for start, h, w in geometry]
+             for start, h, w, _ in geometry]
     return flat, geometry, views
 
 
@@ -55,9 +59,8 @@ def _padded_rows(n_rows, row_len, dtype):
 
 
 def convolve(images, kernel, bias, stride, activation, n_threads):
-    _, kh, kw = kernel.shape
-    n_channels = kernel.shape[0]
-    shapes = [((h - kh) // stride[0] + 1, (w - kw) // stride[1] + 1)
+    n_channels, kh, kw = kernel.shape
+    shapes = [(output_size(h, kh, stride[0]), output_size(w, kw, stride[1]))
               for h, w, _ in (image.shape for image in images)]
     src, src_geom = _pack(images)
     dst, dst_geom, outputs = _allocate(shapes, n_channels, kernel.dtype)
@@ -102,9 +105,10 @@ def normal_equations(originals, targets, kernel_shape, stride, with_bias,
 def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads):
     src, src_geom = _pack(images)
     dst, dst_geom, outputs = _allocate(output_shapes, kernel.shape[0], kernel.dtype)
-    # One row of running block sums per thread (used when blocks are disjoint).
-    scratch = _padded_rows(n_threads, max(image.shape[1] for image in images) * kernel.shape[0],
-                           kernel.dtype)
+    # One row of running block sums per thread, used when blocks are disjoint.
+    disjoint = stride[0] >= kernel.shape[1] and stride[1] >= kernel.shape[2]
+    width = max(image.shape[1] for image in images) * kernel.shape[0] if disjoint else 0
+    scratch = _padded_rows(n_threads if disjoint else 1, width, kernel.dtype)
     _reverse.deconvolve(src, src_geom, kernel, dst, dst_geom, scratch, stride[0], stride[1],
                         eps, ACTIVATION_CODES[activation], n_threads)
     return outputs

@@ -17,6 +17,8 @@ blocks overlap, because a block then reads pixels solved by earlier ones.
 
 import numpy as np
 
+from ._validation import output_size
+
 __all__ = ["convolve", "sgd", "normal_equations", "deconvolve"]
 
 
@@ -36,16 +38,12 @@ def _blocks(image, kh, kw, out_h, out_w, stride):
              for j in range(kw)] for i in range(kh)]
 
 
-def _out_size(size, k, s):
-    return (size - k) // s + 1
-
-
 def convolve(images, kernel, bias, stride, activation, n_threads=None):
     _, kh, kw = kernel.shape
     outputs = []
     for image in images:
-        out_h = _out_size(image.shape[0], kh, stride[0])
-        out_w = _out_size(image.shape[1], kw, stride[1])
+        out_h = output_size(image.shape[0], kh, stride[0])
+        out_w = output_size(image.shape[1], kw, stride[1])
         out = np.zeros((out_h, out_w, image.shape[2]), dtype=image.dtype)
         term = np.empty_like(out)
         blocks = _blocks(image, kh, kw, out_h, out_w, stride)
@@ -86,9 +84,7 @@ def sgd(originals, targets, kernel, bias, stride, lr, epochs, learn_bias,
             for b in visits:
                 p, q = divmod(b, out_w)
                 block = original[p * sh:p * sh + kh, q * sw:q * sw + kw]
-                z = _block_sum(weights, block)
-                if learn_bias:
-                    z = z + bias
+                z = _block_sum(weights, block) + bias     # the bias: fixed unless learned
                 err = _activate(z, activation) - flat_target[b]
                 sq_err[:, epoch] += err.astype(np.float64) ** 2
                 step = lr * err
@@ -96,6 +92,9 @@ def sgd(originals, targets, kernel, bias, stride, lr, epochs, learn_bias,
                 if learn_bias:
                     bias -= step
     return np.ascontiguousarray(weights.transpose(2, 0, 1)), bias, sq_err
+
+
+_CHUNK_ELEMENTS = 1 << 22    # float64 design-matrix elements per chunk (32 MiB)
 
 
 def _in_linear_range(target, activation):
@@ -116,19 +115,24 @@ def normal_equations(originals, targets, kernel_shape, stride, with_bias,
     count = np.zeros(n_channels)
     for original, target in zip(originals, targets):
         out_h, out_w = target.shape[:2]
-        blocks = _blocks(original, kh, kw, out_h, out_w, stride)
-        # rows[b, a, c]: element a of block b in channel c
-        rows = np.stack([blocks[i][j] for i in range(kh) for j in range(kw)], axis=2)
-        rows = rows.reshape(out_h * out_w, kh * kw, n_channels).astype(np.float64)
-        flat_target = target.reshape(-1, n_channels).astype(np.float64)
-        for c in range(n_channels):
-            keep = _in_linear_range(flat_target[:, c], activation)
-            design = rows[keep, :, c]
-            if with_bias:
-                design = np.column_stack([design, np.ones(len(design))])
-            gram[c] += design.T @ design
-            rhs[c] += design.T @ flat_target[keep, c]
-            count[c] += keep.sum()
+        # A few block rows at a time bound the memory the design matrix takes.
+        step = max(1, _CHUNK_ELEMENTS // (out_w * m * n_channels))
+        for top in range(0, out_h, step):
+            rows = min(step, out_h - top)
+            part = original[top * stride[0]:(top + rows - 1) * stride[0] + kh]
+            blocks = _blocks(part, kh, kw, rows, out_w, stride)
+            # design[b, a, c]: element a of block b in channel c
+            design = np.stack([blocks[i][j] for i in range(kh) for j in range(kw)], axis=2)
+            design = design.reshape(rows * out_w, kh * kw, n_channels).astype(np.float64)
+            values = target[top:top + rows].reshape(-1, n_channels).astype(np.float64)
+            for c in range(n_channels):
+                keep = _in_linear_range(values[:, c], activation)
+                chosen = design[keep, :, c]
+                if with_bias:
+                    chosen = np.column_stack([chosen, np.ones(len(chosen))])
+                gram[c] += chosen.T @ chosen
+                rhs[c] += chosen.T @ values[keep, c]
+                count[c] += keep.sum()
     return gram, rhs, count
 
 

@@ -108,9 +108,18 @@ def as_image(image, name, dtype):
     return np.ascontiguousarray(array, dtype=dtype), is_2d
 
 
+def is_batch(images):
+    """A list or tuple whose items are 2-D or 3-D arrays is a batch of images.
+
+    A nested list of numbers (``[[0.1, 0.2], [0.3, 0.4]]``) is one image.
+    """
+    return (isinstance(images, (list, tuple))
+            and (len(images) == 0 or all(np.ndim(item) >= 2 for item in images)))
+
+
 def as_image_list(images, name):
-    """One image or a list of images -> (list of arrays, dtypes, given as a list)."""
-    if isinstance(images, (list, tuple)):
+    """One image or a list of images -> (list of images, their names, given as a list)."""
+    if is_batch(images):
         if len(images) == 0:
             raise ValueError(f"{name} must not be an empty list")
         names = [f"{name}[{n}]" for n in range(len(images))]
@@ -160,10 +169,12 @@ def as_kernel(kernel, name, n_channels, dtype):
                          f"for {n_channels}-channel images, got shape {np.shape(kernel)}")
     if 0 in array.shape:
         raise ValueError(f"{name} must not be empty, got shape {np.shape(kernel)}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must hold finite values only")
-    array = np.broadcast_to(array, (n_channels,) + array.shape[1:])
-    return np.ascontiguousarray(array, dtype=dtype)
+    with np.errstate(over="ignore"):       # an overflow is reported just below
+        array = np.ascontiguousarray(np.broadcast_to(array, (n_channels,) + array.shape[1:]),
+                                     dtype=dtype)
+    if not np.all(np.isfinite(array)):      # checked after the cast, which may overflow
+        raise ValueError(f"{name} must hold finite values (in {np.dtype(dtype).name}) only")
+    return array
 
 
 def as_bias(bias, n_channels, dtype, name="bias"):
@@ -174,9 +185,12 @@ def as_bias(bias, n_channels, dtype, name="bias"):
     if array.ndim > 1 or array.size not in (1, n_channels):
         raise ValueError(f"{name} must be a scalar or have shape ({n_channels},), "
                          f"got shape {array.shape}")
+    with np.errstate(over="ignore"):       # an overflow is reported just below
+        array = np.ascontiguousarray(np.broadcast_to(array.reshape(-1), (n_channels,)),
+                                     dtype=dtype)
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must hold finite values only")
-    return np.ascontiguousarray(np.broadcast_to(array.reshape(-1), (n_channels,)), dtype=dtype)
+        raise ValueError(f"{name} must hold finite values (in {np.dtype(dtype).name}) only")
+    return array
 
 
 def output_size(size, k, s):

@@ -52,15 +52,14 @@ def _kernel_geometry(originals, targets, names, kernel_size, stride):
     """Resolve kernel size and stride, and check every pair agrees with them."""
     (height, width), (out_h, out_w) = originals[0].shape[:2], targets[0].shape[:2]
     if out_h > height or out_w > width:
-        raise ValueError(f"filtered {targets[0].shape[:2]} must be smaller than "
+        raise ValueError(f"filtered {targets[0].shape[:2]} must not be larger than "
                          f"original {originals[0].shape[:2]}")
     if stride is not None:
         stride = as_pair(stride, "stride")
     if kernel_size is not None:
         kernel_size = as_pair(kernel_size, "kernel_size")
     elif stride is None:
-        # The paper's setting: stride = kernel size, so H // Ho is the kernel size.
-        kernel_size = (height // out_h, width // out_w)
+        kernel_size = _size_ratio((height, width), (out_h, out_w))
     elif stride == (1, 1):
         kernel_size = (height - out_h + 1, width - out_w + 1)
     else:
@@ -76,6 +75,26 @@ def _kernel_geometry(originals, targets, names, kernel_size, stride):
                 f"{kernel_size[1]} kernel at stride {stride} on original of shape "
                 f"{original.shape[:2]} gives {expected}")
     return kernel_size, stride
+
+
+def _size_ratio(shape, out_shape):
+    """The kernel size k (stride k) that turns ``shape`` into ``out_shape``.
+
+    With stride = kernel size, ``Ho = H // k``: every k in ``(H/(Ho+1), H/Ho]``
+    fits. The paper's 180x250 -> 60x83 allows only 3; where an axis allows
+    several sizes, the one size both axes allow is taken, and if there is no
+    single such size, the user must say.
+    """
+    fits = [{k for k in range(size // (out + 1) + 1, size // out + 1) if size // k == out}
+            for size, out in zip(shape, out_shape)]
+    if len(fits[0]) == 1 and len(fits[1]) == 1:
+        return min(fits[0]), min(fits[1])
+    square = fits[0] & fits[1]
+    if len(square) == 1:
+        return (min(square),) * 2
+    raise ValueError(f"kernel_size is ambiguous: {shape} -> {out_shape} fits kernel sizes "
+                     f"{sorted(fits[0])} x {sorted(fits[1])} at stride = kernel size; "
+                     f"give kernel_size")
 
 
 def _initial(init, n_channels, kernel_size, dtype):
@@ -137,7 +156,8 @@ def learn_filter(original, filtered, *, kernel_size=None, stride=None, lr=0.1, e
         SGD starting kernel (``(kh, kw)`` or ``(C, kh, kw)``), or a previous
         result whose kernel and bias are carried on. Default zeros.
     bias : bool, optional
-        Learn a bias per channel too (default False, as in the paper).
+        Learn a bias per channel too (default False, as in the paper). When
+        False the bias stays at its initial value: zero, or ``init``'s.
     activation : {"clip", "relu", "identity"}, optional
         The activation the filtered image went through (default ``"clip"``).
     method : {"sgd", "lstsq"}, optional
@@ -176,21 +196,25 @@ def learn_filter(original, filtered, *, kernel_size=None, stride=None, lr=0.1, e
     dtype = np.result_type(originals[0].dtype, targets[0].dtype)
     originals = [image.astype(dtype, copy=False) for image in originals]
     targets = [image.astype(dtype, copy=False) for image in targets]
-    if originals[0].ndim != targets[0].ndim or n_channels != targets[0].shape[2]:
+    if n_channels != targets[0].shape[2]:
         raise ValueError(f"original has {n_channels} channels, filtered has "
                          f"{targets[0].shape[2]}")
     kernel_size, stride = _kernel_geometry(originals, targets, names, kernel_size, stride)
     check_choice(activation, "activation", ACTIVATIONS)
     check_choice(method, "method", METHODS)
-    if not isinstance(bias, (bool, np.bool_)):
-        raise TypeError(f"bias must be True or False, got {bias!r}")
+    for flag, value in (("bias", bias), ("shuffle", shuffle)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{flag} must be True or False, got {value!r}")
+    lr = as_float(lr, "lr", minimum=0, strict=True)
+    epochs = as_int(epochs, "epochs", minimum=1)
+    if method == "lstsq" and (init is not None or shuffle):
+        raise ValueError("init and shuffle are for method='sgd'; method='lstsq' solves "
+                         "in closed form")
     n_threads = effective_n_threads(n_threads)
     if method == "lstsq":
         kernel, offsets, loss = _lstsq(impl, originals, targets, kernel_size, stride,
                                        bool(bias), activation, dtype, n_threads)
     else:
-        lr = as_float(lr, "lr", minimum=0, strict=True)
-        epochs = as_int(epochs, "epochs", minimum=1)
         kernel, offsets = _initial(init, n_channels, kernel_size, dtype)
         order = _shuffled_order(np.random.default_rng(seed), targets, epochs) if shuffle else None
         with np.errstate(over="ignore", invalid="ignore"):

@@ -17,7 +17,8 @@ def _output_shapes(output_shape, minimum_shapes, names, n_channels, name="output
     """One (rows, cols) pair per image: the default, or what was asked for."""
     if output_shape is None:
         return minimum_shapes
-    if np.ndim(output_shape) == 2:       # one shape per image
+    if (isinstance(output_shape, (list, tuple)) and len(output_shape) > 0
+            and all(np.ndim(shape) == 1 for shape in output_shape)):   # one per image
         if len(output_shape) != len(minimum_shapes):
             raise ValueError(f"{name} must be one (rows, cols) pair or one per image "
                              f"({len(minimum_shapes)}), got {len(output_shape)}")
@@ -40,7 +41,8 @@ def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_
     where ``v`` is the solved value of a pixel solved earlier (in this block
     or an earlier overlapping one) and ``x`` itself otherwise (the paper's
     "smoothing trick"). The activation is applied to each pixel as soon as it
-    is solved. The solve keeps a running block sum, so it costs O(1) per pixel.
+    is solved. Each block keeps a running sum of ``w * v``, so solving a pixel
+    costs O(1) once its block's sum is formed (O(kh*kw) per block).
 
     Parameters
     ----------

@@ -9,6 +9,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from _activation cimport activate
+from _batch cimport FIRST_ROW, OFFSET, WIDTH, batch_rows, image_of_row
 
 
 cdef void _convolve_row(const floating* src, Py_ssize_t src_row_len,
@@ -51,21 +52,22 @@ def convolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
              Py_ssize_t stride_h, Py_ssize_t stride_w, int activation, int n_threads):
     """Convolve a batch of channels-last images packed in ``src`` into ``dst``.
 
-    ``*_geom[n] = (offset, height, width)`` locates image ``n`` in its flat
-    buffer. Rows of each image are shared out between the threads.
+    ``src_geom`` and ``dst_geom`` describe the batch (see ``_batch.pxd``). The
+    output rows of all images are shared out between the threads in one
+    parallel loop.
     """
     cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
-    cdef Py_ssize_t n, p, out_h, src_row_len, dst_row_len
-    cdef const floating* src_image
-    cdef floating* dst_image
+    cdef Py_ssize_t n_images = dst_geom.shape[0]
+    cdef const Py_ssize_t* out_geom = &dst_geom[0, 0]
+    cdef Py_ssize_t row, n, p, src_row_len, dst_row_len
     with nogil:
-        for n in range(src_geom.shape[0]):
-            src_image = &src[src_geom[n, 0]]
-            dst_image = &dst[dst_geom[n, 0]]
-            src_row_len = src_geom[n, 2] * n_channels
-            dst_row_len = dst_geom[n, 2] * n_channels
-            out_h = dst_geom[n, 1]
-            for p in prange(out_h, num_threads=n_threads, schedule="static"):
-                _convolve_row(src_image + p * stride_h * src_row_len, src_row_len,
-                              &kernel[0, 0, 0], &bias[0], dst_image + p * dst_row_len,
-                              dst_geom[n, 2], n_channels, kh, kw, stride_w, activation)
+        for row in prange(batch_rows(out_geom, n_images), num_threads=n_threads,
+                          schedule="static"):
+            n = image_of_row(out_geom, n_images, row)
+            p = row - dst_geom[n, FIRST_ROW]
+            src_row_len = src_geom[n, WIDTH] * n_channels
+            dst_row_len = dst_geom[n, WIDTH] * n_channels
+            _convolve_row(&src[src_geom[n, OFFSET] + p * stride_h * src_row_len], src_row_len,
+                          &kernel[0, 0, 0], &bias[0],
+                          &dst[dst_geom[n, OFFSET] + p * dst_row_len],
+                          dst_geom[n, WIDTH], n_channels, kh, kw, stride_w, activation)

@@ -12,6 +12,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from _activation cimport activate, IDENTITY, RELU, CLIP
+from _batch cimport FIELDS, HEIGHT, OFFSET, WIDTH
 
 
 cdef void _sgd_channels(const floating* originals, const Py_ssize_t* orig_geom,
@@ -38,25 +39,24 @@ cdef void _sgd_channels(const floating* originals, const Py_ssize_t* orig_geom,
     cdef floating z, err, step
     for epoch in range(epochs):
         for n in range(n_pairs):
-            width = orig_geom[3 * n + 2]
-            out_width = target_geom[3 * n + 2]
-            n_blocks = target_geom[3 * n + 1] * out_width
+            width = orig_geom[FIELDS * n + WIDTH]
+            out_width = target_geom[FIELDS * n + WIDTH]
+            n_blocks = target_geom[FIELDS * n + HEIGHT] * out_width
             for t in range(n_blocks):
                 b = order[order_start + t] if order != NULL else t
                 p = b // out_width
                 q = b % out_width
                 for c in range(c_start, c_stop):
                     kernel = params + c * params_len
-                    block = (originals + orig_geom[3 * n]
+                    block = (originals + orig_geom[FIELDS * n + OFFSET]
                              + (p * stride_h * width + q * stride_w) * n_channels + c)
                     z = 0
                     for i in range(kh):
                         for j in range(kw):
                             z = z + kernel[i * kw + j] * block[(i * width + j) * n_channels]
-                    if learn_bias:
-                        z = z + kernel[kk]
+                    z = z + kernel[kk]      # the bias: fixed unless learned
                     err = (activate(z, activation)
-                           - targets[target_geom[3 * n] + b * n_channels + c])
+                           - targets[target_geom[FIELDS * n + OFFSET] + b * n_channels + c])
                     sq_err[c * sq_err_len + epoch] += <double>err * err
                     step = lr * err
                     for i in range(kh):
@@ -123,16 +123,16 @@ cdef void _normal_channel(const floating* originals, const Py_ssize_t* orig_geom
     cdef double* rhs = acc + m * m
     cdef const floating* block
     cdef double target, va
-    cdef double row[1024]   # never overflows: the caller caps kh*kw at 1023
+    cdef double row[1024]   # never overflows: the caller caps kh*kw + bias at 1024
     for n in range(n_pairs):
-        width = orig_geom[3 * n + 2]
-        out_width = target_geom[3 * n + 2]
-        for p in range(target_geom[3 * n + 1]):
+        width = orig_geom[FIELDS * n + WIDTH]
+        out_width = target_geom[FIELDS * n + WIDTH]
+        for p in range(target_geom[FIELDS * n + HEIGHT]):
             for q in range(out_width):
-                target = targets[target_geom[3 * n] + (p * out_width + q) * n_channels + channel]
+                target = targets[target_geom[FIELDS * n + OFFSET] + (p * out_width + q) * n_channels + channel]
                 if not _in_linear_range(target, activation):
                     continue
-                block = (originals + orig_geom[3 * n]
+                block = (originals + orig_geom[FIELDS * n + OFFSET]
                          + (p * stride_h * width + q * stride_w) * n_channels + channel)
                 for i in range(kh):
                     for j in range(kw):

@@ -14,6 +14,22 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 
 from _activation cimport activate
+from _batch cimport FIRST_ROW, HEIGHT, OFFSET, WIDTH, batch_rows, image_of_row
+
+
+cdef inline floating _solve_pixel(floating w, floating x, floating* total, double eps,
+                                  int activation) noexcept nogil:
+    """Eq. 3 for one pixel of weight ``w``; ``total`` is its block's running sum of
+    ``w * v`` with this pixel still counted as ``x``, and is updated to its value."""
+    cdef floating rest = total[0] - w * x
+    cdef floating value
+    if fabs(w) <= eps:
+        value = x                 # not divided, as the author's code does
+    else:
+        value = (x - rest) / w
+    value = activate(value, activation)
+    total[0] = rest + w * value
+    return value
 
 
 cdef void _solve_block(const floating* weights, floating x, floating* y,
@@ -22,7 +38,7 @@ cdef void _solve_block(const floating* weights, floating x, floating* y,
                        Py_ssize_t first_col, double eps, int activation) noexcept nogil:
     """Solve the new pixels of one block of one channel; ``y`` is its top-left pixel."""
     cdef Py_ssize_t i, j
-    cdef floating w, rest, value
+    cdef floating value
     # Running sum of w * v over the block: unsolved pixels count as x.
     cdef floating total = 0
     for i in range(kh):
@@ -34,15 +50,8 @@ cdef void _solve_block(const floating* weights, floating x, floating* y,
             total = total + weights[i * kw + j] * value
     for i in range(first_row, kh):
         for j in range(first_col, kw):
-            w = weights[i * kw + j]
-            rest = total - w * x
-            if fabs(w) <= eps:
-                value = x
-            else:
-                value = (x - rest) / w
-            value = activate(value, activation)
-            y[i * row_len + j * n_channels] = value
-            total = rest + w * value
+            y[i * row_len + j * n_channels] = _solve_pixel(weights[i * kw + j], x, &total,
+                                                           eps, activation)
 
 
 cdef void _zoom_uncovered_row(const floating* x, Py_ssize_t in_h, Py_ssize_t in_w,
@@ -100,7 +109,7 @@ cdef void _solve_disjoint_row(const floating* kernel, const floating* x_row, flo
     """
     cdef Py_ssize_t i, j, c, Q, t
     cdef Py_ssize_t kk = kh * kw, step = stride_w * n_channels
-    cdef floating w, x, rest, value
+    cdef floating w
     cdef floating* pixel
     for t in range(in_w * n_channels):
         total[t] = 0
@@ -118,15 +127,7 @@ cdef void _solve_disjoint_row(const floating* kernel, const floating* x_row, flo
                 pixel = y + i * row_len + j * n_channels + c
                 for Q in range(in_w):
                     t = Q * n_channels + c
-                    x = x_row[t]
-                    rest = total[t] - w * x
-                    if fabs(w) <= eps:
-                        value = x
-                    else:
-                        value = (x - rest) / w
-                    value = activate(value, activation)
-                    pixel[Q * step] = value
-                    total[t] = rest + w * value
+                    pixel[Q * step] = _solve_pixel(w, x_row[t], &total[t], eps, activation)
 
 
 def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
@@ -136,47 +137,61 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
                double eps, int activation, int n_threads):
     """Reverse-solve a batch of channels-last filtered images into ``dst``.
 
-    ``*_geom[n] = (offset, height, width)`` locates image ``n`` in its flat
-    buffer. Block rows are independent when ``stride_h >= kh`` and are then
-    shared out between the threads; otherwise each thread takes whole
-    (image, channel) planes. When blocks share no pixel at all, thread ``k``
-    keeps a row of running sums in ``scratch[k]`` (``>= in_w * C`` long).
+    ``src_geom`` and ``dst_geom`` describe the batch (see ``_batch.pxd``).
+    Block rows are independent when ``stride_h >= kh``: the block rows of all
+    images are then shared out between the threads in one parallel loop;
+    otherwise each thread takes whole (image, channel) planes. When blocks
+    share no pixel at all, thread ``k`` keeps a row of running sums in
+    ``scratch[k]`` (``>= in_w * C`` long).
     """
     cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
-    cdef Py_ssize_t n_images = src_geom.shape[0]
-    cdef Py_ssize_t n, r, P, plane, c, in_h, in_w, out_h, row_len, n_planes = n_images * n_channels
-    cdef const floating* x
-    cdef floating* y
+    cdef Py_ssize_t n_images = src_geom.shape[0], n_planes = n_images * n_channels
+    cdef const Py_ssize_t* in_geom = &src_geom[0, 0]
+    cdef const Py_ssize_t* out_geom = &dst_geom[0, 0]
+    cdef Py_ssize_t row, n, r, P, plane, c, in_w, row_len
+    cdef bint gaps = stride_h > kh or stride_w > kw
+    cdef bint border = False
+    for n in range(n_images):
+        border = border or (dst_geom[n, HEIGHT] > (src_geom[n, HEIGHT] - 1) * stride_h + kh
+                            or dst_geom[n, WIDTH] > (src_geom[n, WIDTH] - 1) * stride_w + kw)
     with nogil:
-        for n in range(n_images):
-            x = &src[src_geom[n, 0]]
-            y = &dst[dst_geom[n, 0]]
-            in_h = src_geom[n, 1]
-            in_w = src_geom[n, 2]
-            row_len = dst_geom[n, 2] * n_channels
-            out_h = dst_geom[n, 1]
-            for r in prange(out_h, num_threads=n_threads, schedule="static"):
-                _zoom_uncovered_row(x, in_h, in_w, y + r * row_len, r, dst_geom[n, 2],
-                                    n_channels, kh, kw, stride_h, stride_w)
-            if stride_h >= kh and stride_w >= kw:
-                for P in prange(in_h, num_threads=n_threads, schedule="static"):
-                    _solve_disjoint_row(&kernel[0, 0, 0], x + P * in_w * n_channels,
-                                        y + P * stride_h * row_len, &scratch[threadid(), 0],
-                                        in_w, row_len, n_channels, kh, kw, stride_w,
-                                        eps, activation)
-            elif stride_h >= kh:
-                for P in prange(in_h, num_threads=n_threads, schedule="static"):
-                    _solve_block_row(&kernel[0, 0, 0], x + P * in_w * n_channels, y, P, in_w,
-                                     row_len, n_channels, 0, n_channels, kh, kw,
-                                     stride_h, stride_w, eps, activation)
-        if stride_h < kh:
-            for plane in prange(n_planes, num_threads=n_threads,
-                                schedule="static", chunksize=1):
+        if gaps or border:     # pixels no block covers take their zoom value
+            for row in prange(batch_rows(out_geom, n_images), num_threads=n_threads,
+                              schedule="static"):
+                n = image_of_row(out_geom, n_images, row)
+                r = row - dst_geom[n, FIRST_ROW]
+                row_len = dst_geom[n, WIDTH] * n_channels
+                _zoom_uncovered_row(&src[src_geom[n, OFFSET]], src_geom[n, HEIGHT],
+                                    src_geom[n, WIDTH], &dst[dst_geom[n, OFFSET] + r * row_len],
+                                    r, dst_geom[n, WIDTH], n_channels, kh, kw,
+                                    stride_h, stride_w)
+        if stride_h >= kh:
+            for row in prange(batch_rows(in_geom, n_images), num_threads=n_threads,
+                              schedule="static"):
+                n = image_of_row(in_geom, n_images, row)
+                P = row - src_geom[n, FIRST_ROW]
+                in_w = src_geom[n, WIDTH]
+                row_len = dst_geom[n, WIDTH] * n_channels
+                if stride_w >= kw:
+                    _solve_disjoint_row(&kernel[0, 0, 0],
+                                        &src[src_geom[n, OFFSET] + P * in_w * n_channels],
+                                        &dst[dst_geom[n, OFFSET] + P * stride_h * row_len],
+                                        &scratch[threadid(), 0], in_w, row_len, n_channels,
+                                        kh, kw, stride_w, eps, activation)
+                else:
+                    _solve_block_row(&kernel[0, 0, 0],
+                                     &src[src_geom[n, OFFSET] + P * in_w * n_channels],
+                                     &dst[dst_geom[n, OFFSET]], P, in_w, row_len, n_channels,
+                                     0, n_channels, kh, kw, stride_h, stride_w, eps, activation)
+        else:
+            for plane in prange(n_planes, num_threads=n_threads, schedule="static",
+                                chunksize=1):
                 n = plane // n_channels
                 c = plane % n_channels
-                for P in range(src_geom[n, 1]):
+                in_w = src_geom[n, WIDTH]
+                for P in range(src_geom[n, HEIGHT]):
                     _solve_block_row(&kernel[0, 0, 0],
-                                     &src[src_geom[n, 0] + P * src_geom[n, 2] * n_channels],
-                                     &dst[dst_geom[n, 0]], P, src_geom[n, 2],
-                                     dst_geom[n, 2] * n_channels, n_channels, c, c + 1,
+                                     &src[src_geom[n, OFFSET] + P * in_w * n_channels],
+                                     &dst[dst_geom[n, OFFSET]], P, in_w,
+                                     dst_geom[n, WIDTH] * n_channels, n_channels, c, c + 1,
                                      kh, kw, stride_h, stride_w, eps, activation)

@@ -35,6 +35,9 @@ CONVOLVE_ERRORS = [
     (dict(stride=(1, 2, 3)), ValueError, "stride must be an integer or a pair"),
     (dict(bias=np.ones(2)), ValueError, r"bias must be a scalar or have shape \(3,\)"),
     (dict(bias=np.inf), ValueError, "bias must hold finite"),
+    (dict(image=IMAGE.astype(np.float32), kernel=np.full((3, 3), 1e39)), ValueError,
+     r"kernel must hold finite values \(in float32\)"),
+    (dict(n_threads=2**40), ValueError, "n_threads must be at most"),
     (dict(activation="sigmoid"), ValueError, "activation must be one of"),
     (dict(activation=None), ValueError, "activation must be one of"),
     (dict(n_threads=0), ValueError, "n_threads"),
@@ -54,7 +57,13 @@ LEARN_ERRORS = [
     (dict(filtered=[FILTERED]), ValueError, "two arrays or two lists"),
     (dict(filtered=FILTERED[..., :2]), ValueError, "original has 3 channels, filtered has 2"),
     (dict(filtered=FILTERED[:3], kernel_size=3), ValueError, r"filtered\[0\] has shape \(3, 5\)"),
-    (dict(filtered=np.ones((20, 20, 3))), ValueError, "must be smaller than"),
+    (dict(filtered=np.ones((20, 20, 3))), ValueError, "must not be larger than"),
+    (dict(original=IMAGE[:8, :8], filtered=FILTERED[:2, :2]), ValueError,
+     r"kernel_size is ambiguous: \(8, 8\) -> \(2, 2\) fits kernel sizes \[3, 4\]"),
+    (dict(shuffle="no"), TypeError, "shuffle must be True or False"),
+    (dict(method="lstsq", init=np.ones((3, 3))), ValueError, "init and shuffle are for"),
+    (dict(method="lstsq", lr=-5.0), ValueError, "lr must be > 0"),
+    (dict(n_threads=10**6), ValueError, "n_threads must be at most 1024"),
     (dict(stride=2), ValueError, "kernel_size is required"),
     (dict(kernel_size=(3, 3), stride=2), ValueError, r"gives \(5, 7\)"),
     (dict(kernel_size=13), ValueError, "smaller than the 13x13 kernel"),
@@ -84,6 +93,7 @@ DECONVOLVE_ERRORS = [
     (dict(output_shape=(10, 20)), ValueError, r"output_shape \(10, 20\) for filtered is smaller"),
     (dict(output_shape=(12,)), ValueError, "output_shape must be an integer or a pair"),
     (dict(output_shape=[(12, 15), (12, 15)]), ValueError, "one per image"),
+    (dict(output_shape=[(12, 15), (12, 15, 3, 1)]), ValueError, "one per image"),
     (dict(kernel=np.ones((3, 3)) * np.inf), ValueError, "kernel must hold finite"),
     (dict(activation="soft"), ValueError, "activation must be one of"),
 ]
@@ -219,6 +229,31 @@ def test_lstsq_warns_when_under_determined(backend):
     with pytest.warns(RuntimeWarning, match="under-determined"):
         result = revdeconv.learn_filter(flat, target, method="lstsq", backend=backend)
     np.testing.assert_allclose(revdeconv.convolve(flat, result.kernel[0]), target, atol=1e-12)
+
+
+def test_nested_list_of_numbers_is_one_image(backend):
+    nested = [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0.7, 0.8, 0.9]]
+    out = revdeconv.convolve(nested, np.ones((3, 3)) / 9, backend=backend)
+    np.testing.assert_allclose(out, [[0.5]])
+
+
+def test_kernel_size_from_one_unambiguous_axis(backend):
+    # rows allow only 3 (180 -> 60), columns 3 or 4 (8 -> 2): 3x3 fits both.
+    image = np.random.default_rng(2).random((180, 8))
+    filtered = revdeconv.convolve(image, filters.BLUR)
+    assert revdeconv.learn_filter(image, filtered, backend=backend).kernel.shape == (1, 3, 3)
+
+
+def test_fixed_bias_is_used_but_not_learned(backend):
+    """bias=False keeps the initial bias (SPEC: b is in the model, updated only when learned)."""
+    first = revdeconv.learn_filter(IMAGE, FILTERED, bias=True, lr=0.05, backend=backend)
+    fixed = revdeconv.learn_filter(IMAGE, FILTERED, bias=False, lr=0.05, init=first,
+                                   backend=backend)
+    np.testing.assert_array_equal(fixed.bias, first.bias)
+    without = revdeconv.learn_filter(IMAGE, FILTERED, bias=False, lr=0.05, init=first.kernel,
+                                     backend=backend)
+    assert np.all(without.bias == 0)
+    assert not np.allclose(fixed.kernel, without.kernel)      # the bias did take part
 
 
 def test_init_accepts_a_previous_result_with_its_bias(backend):

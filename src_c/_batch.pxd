@@ -1,0 +1,33 @@
+# A batch of channels-last images packed in one flat buffer.
+#
+# Row n of a geometry table (``Py_ssize_t[:, ::1]``, built by
+# ``revdeconv._compiled_backend``) describes image n:
+#   (offset of its first element, height, width, rows of the images before it)
+# The last column numbers the rows of all images one after the other, so one
+# parallel loop can share out the rows of a whole batch.
+
+cdef enum:
+    OFFSET = 0
+    HEIGHT = 1
+    WIDTH = 2
+    FIRST_ROW = 3
+    FIELDS = 4
+
+
+cdef inline Py_ssize_t image_of_row(const Py_ssize_t* geom, Py_ssize_t n_images,
+                                    Py_ssize_t row) noexcept nogil:
+    """The image that batch row ``row`` belongs to (binary search on FIRST_ROW)."""
+    cdef Py_ssize_t lo = 0, hi = n_images - 1, mid
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if geom[mid * FIELDS + FIRST_ROW] <= row:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+cdef inline Py_ssize_t batch_rows(const Py_ssize_t* geom, Py_ssize_t n_images) noexcept nogil:
+    """Rows of all the images of a batch."""
+    cdef const Py_ssize_t* last = geom + (n_images - 1) * FIELDS
+    return last[FIRST_ROW] + last[HEIGHT]
