@@ -53,7 +53,7 @@ def _table2_rate_sets(result):
     return sets
 
 
-def _fmt(value, digits=6):
+def _fmt(value, digits=10):
     return "" if value is None else f"{value:.{digits}g}"
 
 
@@ -71,12 +71,12 @@ def write_tables(result, out):
                          "author_loss_ratio"] + kernel_columns)
         for row in result.rows:
             author = _author_row(authors, row.rate, row.filter) or {}
-            writer.writerow([f"{row.rate:g}", row.filter, _fmt(row.mae, 10), _fmt(row.mae0, 10),
-                             _fmt(row.loss_ratio, 10), _fmt(row.gain, 10), _fmt(row.psnr, 10),
-                             _fmt(row.filter_error, 10), int(row.diverged),
+            writer.writerow([f"{row.rate:g}", row.filter, _fmt(row.mae), _fmt(row.mae0),
+                             _fmt(row.loss_ratio), _fmt(row.gain), _fmt(row.psnr),
+                             _fmt(row.filter_error), int(row.diverged),
                              _fmt(author.get("MAE")), _fmt(author.get("MAE0")),
                              _fmt(author.get("loss_ratio"))]
-                            + [_fmt(float(v), 10) for v in row.kernel.ravel()])
+                            + [_fmt(float(v)) for v in row.kernel.ravel()])
     path2 = os.path.join(out, "table2.csv")
     with open(path2, "w", newline="") as f:
         writer = csv.writer(f)
@@ -86,9 +86,9 @@ def write_tables(result, out):
             theirs = _author_table2(authors, result, rates)
             for ours in result.table2(rates):
                 author = theirs.get(ours["filter"], {})
-                writer.writerow([label, ours["rates"], ours["filter"], _fmt(ours["MAE"], 10),
-                                 _fmt(ours["MAE0"], 10), _fmt(ours["loss_ratio"], 10),
-                                 _fmt(ours["gain"], 10), _fmt(ours["PSNR"], 10),
+                writer.writerow([label, ours["rates"], ours["filter"], _fmt(ours["MAE"]),
+                                 _fmt(ours["MAE0"]), _fmt(ours["loss_ratio"]),
+                                 _fmt(ours["gain"]), _fmt(ours["PSNR"]),
                                  _fmt(author.get("MAE")), _fmt(author.get("MAE0")),
                                  _fmt(author.get("loss_ratio"))])
     return [path1, path2]
