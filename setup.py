@@ -1,10 +1,13 @@
 """Build the compiled kernels of revdeconv.
 
 OpenMP is detected, not assumed: before building, a tiny OpenMP program is
-compiled and linked with the compiler in use. When that fails the kernels
-are built serially (``prange`` becomes a plain loop) and the build log says
-so. ``REVDECONV_NO_OPENMP=1`` forces a serial build; ``REVDECONV_REQUIRE_OPENMP=1``
-turns a failed detection into an error.
+compiled and linked with the compiler in use (``-fopenmp`` for gcc and clang,
+``-Xpreprocessor -fopenmp -lomp`` for Apple clang with libomp installed,
+``/openmp`` for MSVC). When that fails the kernels are built serially
+(``prange`` becomes a plain loop) and the build log says so.
+``REVDECONV_NO_OPENMP=1`` forces a serial build; ``REVDECONV_REQUIRE_OPENMP=1``
+turns a failed detection into an error. What was decided is written into the
+package (``revdeconv/_build_info.py``) and shown by ``revdeconv info``.
 """
 
 import os
@@ -36,25 +39,33 @@ def _flag_set(name):
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def openmp_flags(compiler):
-    """Return (compile, link) flags enabling OpenMP, or None if the compiler cannot."""
+def _openmp_candidates(compiler):
+    """(compile flags, link flags) to try, in order, for this compiler."""
     if compiler.compiler_type == "msvc":
-        candidates = (["/openmp"], [])
-    else:
-        candidates = (["-fopenmp"], ["-fopenmp"])
-    tmp = tempfile.mkdtemp(prefix="revdeconv-omp-")
-    try:
-        source = os.path.join(tmp, "probe.c")
-        with open(source, "w") as f:
-            f.write(OPENMP_PROBE)
-        objects = compiler.compile([source], output_dir=tmp, extra_postargs=candidates[0])
-        compiler.link_executable(objects, "probe", output_dir=tmp, extra_postargs=candidates[1])
-    except Exception as exc:  # any compile or link failure means "no OpenMP here"
-        print(f"revdeconv: OpenMP probe failed ({type(exc).__name__}: {exc})", file=sys.stderr)
-        return None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return [(["/openmp"], [])]
+    candidates = [(["-fopenmp"], ["-fopenmp"])]
+    if sys.platform == "darwin":            # Apple clang needs libomp, found or not
+        candidates.append((["-Xpreprocessor", "-fopenmp"], ["-lomp"]))
     return candidates
+
+
+def openmp_flags(compiler):
+    """Return (compile, link) flags that build and link OpenMP code, or None."""
+    for flags in _openmp_candidates(compiler):
+        tmp = tempfile.mkdtemp(prefix="revdeconv-omp-")
+        try:
+            source = os.path.join(tmp, "probe.c")
+            with open(source, "w") as f:
+                f.write(OPENMP_PROBE)
+            objects = compiler.compile([source], output_dir=tmp, extra_postargs=flags[0])
+            compiler.link_executable(objects, "probe", output_dir=tmp, extra_postargs=flags[1])
+            return flags
+        except Exception as exc:  # any compile or link failure means "not with these flags"
+            print(f"revdeconv: OpenMP probe with {' '.join(flags[0])} failed "
+                  f"({type(exc).__name__}: {exc})", file=sys.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return None
 
 
 class BuildExt(build_ext):
@@ -67,19 +78,19 @@ class BuildExt(build_ext):
 
     def build_extensions(self):
         if _flag_set("REVDECONV_NO_OPENMP"):
-            flags = None
-            print("revdeconv: REVDECONV_NO_OPENMP is set: building serially", file=sys.stderr)
+            flags, note = None, "REVDECONV_NO_OPENMP was set"
+            if _flag_set("REVDECONV_REQUIRE_OPENMP"):
+                raise RuntimeError("revdeconv: REVDECONV_NO_OPENMP and "
+                                   "REVDECONV_REQUIRE_OPENMP are both set")
         else:
             flags = openmp_flags(self.compiler)
-            if flags is None:
-                if _flag_set("REVDECONV_REQUIRE_OPENMP"):
-                    raise RuntimeError(
-                        "revdeconv: REVDECONV_REQUIRE_OPENMP is set but the compiler "
-                        "cannot build OpenMP code"
-                    )
-                print("revdeconv: OpenMP not available: building serially", file=sys.stderr)
-            else:
-                print(f"revdeconv: building with OpenMP ({flags[0][0]})", file=sys.stderr)
+            note = ("the compiler built and linked an OpenMP test program" if flags else
+                    "the compiler could not build and link an OpenMP test program")
+            if flags is None and _flag_set("REVDECONV_REQUIRE_OPENMP"):
+                raise RuntimeError(f"revdeconv: REVDECONV_REQUIRE_OPENMP is set but {note}")
+        print(f"revdeconv: building {'with OpenMP (' + ' '.join(flags[0]) + ')' if flags else 'serially'}"
+              f": {note}", file=sys.stderr)
+        self._write_build_info(flags, note)
         # No FMA contraction: the kernels must round exactly as the NumPy
         # fallback does (same operations, same order).
         base = [] if self.compiler.compiler_type == "msvc" else ["-ffp-contract=off"]
@@ -87,6 +98,27 @@ class BuildExt(build_ext):
             ext.extra_compile_args = base + (flags[0] if flags else [])
             ext.extra_link_args = flags[1] if flags else []
         super().build_extensions()
+
+    def _write_build_info(self, flags, note):
+        """Record the OpenMP decision in the package, for show_config()."""
+        compiler = getattr(self.compiler, "compiler_so", None) or [self.compiler.compiler_type]
+        text = (
+            "# Written by setup.py when the extensions were built; do not edit.\n"
+            f"OPENMP = {flags is not None!r}\n"
+            f"OPENMP_FLAGS = {' '.join(flags[0]) if flags else ''!r}\n"
+            f"OPENMP_NOTE = {note!r}\n"
+            f"COMPILER = {os.path.basename(str(compiler[0]))!r}\n"
+        )
+        folder = os.path.join(self.build_lib, "revdeconv")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "_build_info.py"), "w") as f:
+            f.write(text)
+
+    def run(self):
+        super().run()
+        if self.inplace:      # setuptools builds in build_lib, then copies the extensions
+            shutil.copy(os.path.join(self.build_lib, "revdeconv", "_build_info.py"),
+                        os.path.join(os.path.dirname(os.path.abspath(__file__)), "revdeconv"))
 
 
 extensions = [

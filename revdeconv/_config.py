@@ -10,6 +10,16 @@ from . import _backend
 from ._version import __version__
 
 
+def _build_info():
+    """What setup.py recorded about OpenMP when the extensions were built."""
+    try:
+        from . import _build_info as info
+    except ImportError:
+        return None
+    return {"openmp": info.OPENMP, "flags": info.OPENMP_FLAGS, "note": info.OPENMP_NOTE,
+            "compiler": info.COMPILER}
+
+
 def config():
     """The facts ``show_config`` prints, as a dict.
 
@@ -27,12 +37,21 @@ def config():
         "openmp": _backend.openmp_enabled(),
         "threads": _backend.effective_n_threads(None),
         "import_error": _backend.IMPORT_ERROR,
+        "build": _build_info(),
         "env": {name: os.environ.get(name) for name in
                 (_backend.ENV_VAR, "OMP_NUM_THREADS")},
         "numpy": np.__version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
     }
+
+
+def _describe_build(build):
+    if build is None:
+        return "no build record (running from a source tree?)"
+    flags = f" with {build['flags']}" if build["flags"] else ""
+    return (f"{'OpenMP' + flags if build['openmp'] else 'serial'} "
+            f"({build['note']}; compiler {build['compiler']})")
 
 
 def show_config(file=None):
@@ -53,6 +72,7 @@ def show_config(file=None):
         f"backend: {info['backend']}",
         f"compiled extension: {'available' if info['compiled'] else 'NOT available'}",
         f"built with OpenMP: {'yes' if info['openmp'] else 'no'}",
+        f"build: {_describe_build(info['build'])}",
         f"threads in use: {info['threads']}",
         f"environment: {env}",
         f"numpy {info['numpy']}, python {info['python']}, {info['platform']}",

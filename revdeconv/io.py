@@ -26,9 +26,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = ["ImageReadError", "load_image", "save_image"]
 
-# Pillow modes and the scale that maps their integers onto [0, 1].
+# Pillow modes and the scale that maps their integers onto [0, 1]; "I" (32-bit
+# integers) and "F" (32-bit floats) are scaled in _to_unit_range.
 _SCALE = {"1": 1, "L": 255, "LA": 255, "RGB": 255, "RGBA": 255,
-          "I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 1}
+          "I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": None, "F": None}
 
 
 class ImageReadError(OSError):
@@ -58,9 +59,12 @@ def load_image(path):
     """Read an image file as a float64 array in ``[0, 1]``.
 
     8-bit images are divided by 255 and 16-bit grey images by 65535
-    (Pillow reads 16-bit colour files as 8-bit); palette images become RGB,
-    or RGBA when they have a transparent colour; alpha is kept as the last
-    channel; the EXIF orientation is applied, so the array is upright.
+    (Pillow reads 16-bit colour files as 8-bit); 32-bit integer images by
+    65535 when their values fit 16 bits, else by ``2**31 - 1``; 32-bit float
+    images are taken as they are. The result is clipped to ``[0, 1]``.
+    Palette images become RGB, or RGBA when they have a transparent colour;
+    alpha is kept as the last channel; the EXIF orientation is applied, so
+    the array is upright.
 
     Parameters
     ----------
@@ -86,9 +90,20 @@ def load_image(path):
         raise ImageReadError(path, "no such file") from None
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image file Pillow can read") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(path, f"{exc} (raise PIL.Image.MAX_IMAGE_PIXELS to read it)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:   # truncated or corrupt data
         raise ImageReadError(path, f"{type(exc).__name__}: {exc}") from None
-    return pixels.astype(np.float64) / _SCALE[image.mode]
+    return _to_unit_range(pixels, image.mode)
+
+
+def _to_unit_range(pixels, mode):
+    values = pixels.astype(np.float64)
+    scale = _SCALE[mode]
+    if scale is None:          # "I": 16-bit data in a 32-bit mode, or full 32-bit; "F": as is
+        scale = 1 if mode == "F" else (65535 if values.max(initial=0) <= 65535 else 2**31 - 1)
+        return np.clip(values / scale, 0, 1)
+    return values / scale
 
 
 _SAVE_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -143,7 +158,14 @@ def save_image(path, image, *, bits=8):
     try:
         with os.fdopen(handle, "wb") as f:
             picture.save(f, format=fmt)
+        os.chmod(temporary, 0o666 & ~_umask())   # mkstemp's 0o600 is for secrets, not images
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,16 @@
+# Type stubs for the compiled module built from src_c/_convolve.pyx (private).
+import numpy as np
+import numpy.typing as npt
+
+def convolve(
+    src: npt.NDArray[np.floating],
+    src_geom: npt.NDArray[np.intp],
+    kernel: npt.NDArray[np.floating],
+    bias: npt.NDArray[np.floating],
+    dst: npt.NDArray[np.floating],
+    dst_geom: npt.NDArray[np.intp],
+    stride_h: int,
+    stride_w: int,
+    activation: int,
+    n_threads: int,
+) -> None: ...
