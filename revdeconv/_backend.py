@@ -6,13 +6,19 @@ package still works through the NumPy fallback and records why.
 every public kernel function also takes ``backend=None | "compiled" | "numpy"``.
 """
 
+import importlib
 import os
 import warnings
 
 from . import _numpy_backend
 from ._validation import as_int
 
+COMPILED_MODULES = ("_openmp_helpers", "_convolve", "_learn", "_reverse")
+
 try:
+    # One by one, so that a missing module is named in the error.
+    for _name in COMPILED_MODULES:
+        importlib.import_module(f"{__package__}.{_name}")
     from . import _compiled_backend, _openmp_helpers
 except ImportError as exc:  # no compiled extension: fall back, remember why
     _compiled_backend = _openmp_helpers = None

@@ -198,6 +198,12 @@ def output_size(size, k, s):
     return (size - k) // s + 1
 
 
+def covered_shape(out_shape, kernel_shape, stride):
+    """Rows and columns that ``out_shape`` blocks of a kernel at a stride cover:
+    ``((Ho - 1) * sh + kh, (Wo - 1) * sw + kw)``, the reverse solve's default output."""
+    return tuple((out - 1) * s + k for out, k, s in zip(out_shape[:2], kernel_shape, stride))
+
+
 def check_fits(images, names, kernel_shape):
     """Every image must be at least as large as the kernel."""
     kh, kw = kernel_shape

@@ -38,7 +38,7 @@ import numpy as np
 
 from . import filters as _filters
 from . import metrics
-from ._validation import as_float, as_images, check_choice
+from ._validation import as_float, as_images, check_choice, covered_shape
 from .convolution import convolve
 from .learning import METHODS, learn_filter
 from .reverse import deconvolve, zoom
@@ -150,8 +150,7 @@ def _drop_last_blocks(image, filtered, kernel_shape, stride):
     out_h, out_w = filtered.shape[0] - 1, filtered.shape[1] - 1
     if out_h < 1 or out_w < 1:
         raise ValueError("author_quirks needs images of at least two blocks a side")
-    height = (out_h - 1) * stride[0] + kernel_shape[0]
-    width = (out_w - 1) * stride[1] + kernel_shape[1]
+    height, width = covered_shape((out_h, out_w), kernel_shape, stride)
     return image[:height, :width], filtered[:out_h, :out_w]
 
 
@@ -227,8 +226,7 @@ def run_experiment(images=None, *, filters=None, rates=PAPER_RATES, method="sgd"
                      for image, f in zip(originals, filtered)]
             learn_from, learn_to = [p[0] for p in pairs], [p[1] for p in pairs]
         else:
-            regions = [((f.shape[0] - 1) * stride[0] + truth.shape[0],
-                        (f.shape[1] - 1) * stride[1] + truth.shape[1]) for f in filtered]
+            regions = [covered_shape(f.shape, truth.shape, stride) for f in filtered]
             zoomed = [zoom(f, stride, shape) for f, shape in zip(filtered, regions)]
             learn_from, learn_to = originals, filtered
         targets = [image[:h, :w] for image, (h, w) in zip(originals, regions)]

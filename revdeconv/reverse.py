@@ -5,7 +5,7 @@ import numpy as np
 from . import _numpy_backend
 from ._backend import effective_n_threads, get_backend
 from ._validation import (ACTIVATIONS, as_float, as_images, as_kernel, as_pair,
-                          as_returned, as_shape, check_choice)
+                          as_returned, as_shape, check_choice, covered_shape)
 
 __all__ = ["deconvolve", "zoom", "DEFAULT_EPS"]
 
@@ -98,8 +98,7 @@ def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_
     stride = weights.shape[1:] if stride is None else as_pair(stride, "stride")
     check_choice(activation, "activation", ACTIVATIONS)
     eps = as_float(eps, "eps", minimum=0)
-    covered = [((h - 1) * stride[0] + kh, (w - 1) * stride[1] + kw)
-               for h, w, _ in (image.shape for image in images)]
+    covered = [covered_shape(image.shape, (kh, kw), stride) for image in images]
     shapes = _output_shapes(output_shape, covered, names, n_channels)
     n_threads = effective_n_threads(n_threads)
     outputs = impl.deconvolve(images, weights, stride, shapes, eps, activation, n_threads)

@@ -39,6 +39,15 @@ def test_openmp_was_compiled_in():
     assert revdeconv.config()["openmp"]
 
 
+def test_build_record_agrees_with_the_extension():
+    """What setup.py recorded about OpenMP is what the compiled code says."""
+    info = revdeconv.config()
+    if info["build"] is None or not info["compiled"]:
+        pytest.skip("no installed build")
+    assert info["build"]["openmp"] == info["openmp"]
+    assert bool(info["build"]["flags"]) == info["openmp"]
+
+
 def test_show_config_reports_backend_openmp_threads(capsys):
     revdeconv.show_config()
     out = capsys.readouterr().out
@@ -46,6 +55,7 @@ def test_show_config_reports_backend_openmp_threads(capsys):
     assert f"backend: {info['backend']}" in out
     assert f"built with OpenMP: {'yes' if info['openmp'] else 'no'}" in out
     assert f"threads in use: {info['threads']}" in out
+    assert "build: " in out
 
 
 def test_environment_forces_numpy_backend(tmp_path):
