@@ -130,6 +130,7 @@ setup(
         extensions,
         include_path=["src_c"],
         compiler_directives={"language_level": 3},
+        nthreads=os.cpu_count() or 1,
     ),
     cmdclass={"build_ext": BuildExt},
 )
