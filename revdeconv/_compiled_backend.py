@@ -64,7 +64,12 @@ def convolve(images, kernel, bias, stride, activation, n_threads):
               for h, w, _ in (image.shape for image in images)]
     src, src_geom = _pack(images)
     dst, dst_geom, outputs = _allocate(shapes, n_channels, kernel.dtype)
-    _convolve.convolve(src, src_geom, kernel, bias, dst, dst_geom, stride[0], stride[1],
+    tiled = np.empty((0, 0), dtype=kernel.dtype)
+    if stride[1] == 1:     # each tap's weights repeated along a row: see _convolve.pyx
+        width = max(w for _, w in shapes)
+        taps = kernel.transpose(1, 2, 0).reshape(kh * kw, 1, n_channels)
+        tiled = np.ascontiguousarray(np.tile(taps, (1, width, 1)).reshape(kh * kw, -1))
+    _convolve.convolve(src, src_geom, kernel, bias, dst, dst_geom, tiled, stride[0], stride[1],
                        ACTIVATION_CODES[activation], n_threads)
     return outputs
 

@@ -9,6 +9,7 @@ def convolve(
     bias: npt.NDArray[np.floating],
     dst: npt.NDArray[np.floating],
     dst_geom: npt.NDArray[np.intp],
+    tiled: npt.NDArray[np.floating],
     stride_h: int,
     stride_w: int,
     activation: int,

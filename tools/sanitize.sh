@@ -3,7 +3,7 @@
 # (gcc) in a scratch copy of the tree, and run the whole test suite against them.
 # Any out-of-bounds access, use-after-free or undefined behaviour aborts the run.
 #
-#   tools/sanitize.sh            # needs gcc, and pytest + hypothesis installed
+#   tools/sanitize.sh    # needs gcc, setuptools>=77, Cython 3, pytest and hypothesis
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="$(mktemp -d)"
