@@ -92,8 +92,12 @@ class BuildExt(build_ext):
               f": {note}", file=sys.stderr)
         self._write_build_info(flags, note)
         # No FMA contraction: the kernels must round exactly as the NumPy
-        # fallback does (same operations, same order).
-        base = [] if self.compiler.compiler_type == "msvc" else ["-ffp-contract=off"]
+        # fallback does (same operations, same order). No debug information
+        # (Python's CFLAGS carry -g; it makes the wheel five times larger)
+        # unless REVDECONV_DEBUG is set.
+        base = []
+        if self.compiler.compiler_type != "msvc":
+            base = ["-ffp-contract=off"] + ([] if _flag_set("REVDECONV_DEBUG") else ["-g0"])
         for ext in self.extensions:
             ext.extra_compile_args = base + (flags[0] if flags else [])
             ext.extra_link_args = flags[1] if flags else []

@@ -12,7 +12,7 @@ git -C "$ROOT" ls-files -z --cached --others --exclude-standard \
     | (cd "$ROOT" && xargs -0 cp --parents -t "$WORK")
 cd "$WORK"
 FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g"
-CFLAGS="$FLAGS" LDFLAGS="-fsanitize=address,undefined" \
+REVDECONV_DEBUG=1 CFLAGS="$FLAGS" LDFLAGS="-fsanitize=address,undefined" \
     python setup.py build_ext --inplace >build.log 2>&1 || { tail -20 build.log; exit 1; }
 # Python itself is not instrumented: preload the runtimes, and leave leak
 # checking off (the interpreter keeps memory alive at exit on purpose).
