@@ -10,7 +10,7 @@ image is passed as a view: nothing is copied.
 import numpy as np
 
 from . import _convolve, _learn, _reverse
-from ._validation import output_size
+from ._validation import back_to_back, output_size
 
 __all__ = ["convolve", "sgd", "normal_equations", "deconvolve"]
 
@@ -33,11 +33,14 @@ def _geometry(shapes, n_channels):
 
 
 def _pack(images):
-    """Flat buffer and geometry of a list of C-contiguous (H, W, C) arrays."""
+    """Flat buffer and geometry of a list of C-contiguous (H, W, C) arrays.
+
+    Nothing is copied when the images already lie back to back in one buffer
+    (one image, or the images of a C-contiguous stack).
+    """
     geometry = _geometry([image.shape[:2] for image in images], images[0].shape[2])
-    if len(images) == 1:
-        flat = images[0].reshape(-1)
-    else:
+    flat = back_to_back(images)
+    if flat is None:
         flat = np.concatenate([image.reshape(-1) for image in images])
     return flat, geometry
 
@@ -91,6 +94,24 @@ def sgd(originals, targets, kernel, bias, stride, lr, epochs, learn_bias,
     return learned, params[:, kh * kw].copy(), sq_err[:, :epochs].copy()
 
 
+def sgd_each(originals, targets, kernels, biases, stride, lr, epochs, learn_bias,
+             activation, order, n_threads):
+    n_pairs, n_channels, kh, kw = kernels.shape
+    params = _padded_rows(n_pairs * n_channels, kh * kw + 1, kernels.dtype)
+    params[:, :kh * kw] = kernels.reshape(n_pairs * n_channels, -1)
+    params[:, kh * kw] = biases.reshape(-1)
+    sq_err = _padded_rows(n_pairs * n_channels, epochs, np.float64)
+    src, src_geom = _pack(originals)
+    tgt, tgt_geom = _pack(targets)
+    order = np.empty(0, dtype=np.intp) if order is None else order
+    _learn.sgd_each(src, src_geom, tgt, tgt_geom, params, sq_err, order, kh, kw,
+                    stride[0], stride[1], lr, epochs, learn_bias,
+                    ACTIVATION_CODES[activation], n_threads)
+    learned = params[:, :kh * kw].reshape(n_pairs, n_channels, kh, kw).copy()
+    return (learned, params[:, kh * kw].reshape(n_pairs, n_channels).copy(),
+            sq_err[:, :epochs].reshape(n_pairs, n_channels, epochs).copy())
+
+
 def normal_equations(originals, targets, kernel_shape, stride, with_bias,
                      activation, n_threads):
     kh, kw = kernel_shape
@@ -108,12 +129,15 @@ def normal_equations(originals, targets, kernel_shape, stride, with_bias,
 
 
 def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads):
+    """``kernel`` is ``(C, kh, kw)``, or ``(N, C, kh, kw)``: one per image."""
+    n_channels, kh, kw = kernel.shape[-3:]
     src, src_geom = _pack(images)
-    dst, dst_geom, outputs = _allocate(output_shapes, kernel.shape[0], kernel.dtype)
+    dst, dst_geom, outputs = _allocate(output_shapes, n_channels, kernel.dtype)
     # One row of running block sums per thread, used when blocks are disjoint.
-    disjoint = stride[0] >= kernel.shape[1] and stride[1] >= kernel.shape[2]
-    width = max(image.shape[1] for image in images) * kernel.shape[0] if disjoint else 0
+    disjoint = stride[0] >= kh and stride[1] >= kw
+    width = max(image.shape[1] for image in images) * n_channels if disjoint else 0
     scratch = _padded_rows(n_threads if disjoint else 1, width, kernel.dtype)
-    _reverse.deconvolve(src, src_geom, kernel, dst, dst_geom, scratch, stride[0], stride[1],
-                        eps, ACTIVATION_CODES[activation], n_threads)
+    _reverse.deconvolve(src, src_geom, kernel.reshape(-1, kh, kw), dst, dst_geom, scratch,
+                        n_channels, stride[0], stride[1], eps, ACTIVATION_CODES[activation],
+                        n_threads)
     return outputs

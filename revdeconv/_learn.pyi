@@ -20,6 +20,24 @@ def sgd(
     activation: int,
     n_threads: int,
 ) -> None: ...
+def sgd_each(
+    originals: npt.NDArray[np.floating],
+    orig_geom: npt.NDArray[np.intp],
+    targets: npt.NDArray[np.floating],
+    target_geom: npt.NDArray[np.intp],
+    params: npt.NDArray[np.floating],
+    sq_err: npt.NDArray[np.float64],
+    order: npt.NDArray[np.intp],
+    kh: int,
+    kw: int,
+    stride_h: int,
+    stride_w: int,
+    lr: float,
+    epochs: int,
+    learn_bias: bool,
+    activation: int,
+    n_threads: int,
+) -> None: ...
 def normal_equations(
     originals: npt.NDArray[np.floating],
     orig_geom: npt.NDArray[np.intp],

@@ -55,6 +55,19 @@ def convolve(images, kernel, bias, stride, activation, n_threads=None):
     return outputs
 
 
+def sgd_each(originals, targets, kernels, biases, stride, lr, epochs, learn_bias,
+             activation, order=None, n_threads=None):
+    """SGD on every pair on its own (see the compiled ``sgd_each``)."""
+    results, start = [], 0
+    for original, target, kernel, bias in zip(originals, targets, kernels, biases):
+        size = epochs * target.shape[0] * target.shape[1]
+        own = None if order is None else order[start:start + size]
+        start += size
+        results.append(sgd([original], [target], kernel, bias, stride, lr, epochs,
+                           learn_bias, activation, own))
+    return tuple(np.stack(parts) for parts in zip(*results))
+
+
 def _block_sum(weights, values):
     """Sum of ``weights * values`` over a ``(kh, kw, C)`` block, in raster order."""
     products = (weights * values).reshape(-1, values.shape[-1])
@@ -152,12 +165,14 @@ def _solve_pixel(weight, small, x, total, activation):
 
 
 def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads=None):
-    _, kh, kw = kernel.shape
+    """``kernel`` is ``(C, kh, kw)``, or ``(N, C, kh, kw)``: one per image."""
+    kernels = kernel if kernel.ndim == 4 else [kernel] * len(images)
     sh, sw = stride
-    # Compared in float64, as the compiled code compares |w| <= eps.
-    small = np.abs(kernel.astype(np.float64)) <= eps
     outputs = []
-    for x, shape in zip(images, output_shapes):
+    for x, shape, kernel in zip(images, output_shapes, kernels):
+        _, kh, kw = kernel.shape
+        # Compared in float64, as the compiled code compares |w| <= eps.
+        small = np.abs(kernel.astype(np.float64)) <= eps
         y = np.ascontiguousarray(zoom(x, stride, shape))
         if sh >= kh and sw >= kw:
             _solve_disjoint_blocks(x, y, kernel, small, stride, activation)

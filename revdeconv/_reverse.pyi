@@ -9,6 +9,7 @@ def deconvolve(
     dst: npt.NDArray[np.floating],
     dst_geom: npt.NDArray[np.intp],
     scratch: npt.NDArray[np.floating],
+    n_channels: int,
     stride_h: int,
     stride_w: int,
     eps: float,

@@ -198,6 +198,24 @@ def output_size(size, k, s):
     return (size - k) // s + 1
 
 
+def back_to_back(arrays):
+    """A flat view of C-contiguous ``arrays`` of one dtype that lie one after the
+    other in memory (the images of a contiguous stack), or None."""
+    first = arrays[0]
+    if not first.flags.c_contiguous:
+        return None
+    address = first.ctypes.data
+    for array in arrays:
+        if (not array.flags.c_contiguous or array.dtype != first.dtype
+                or array.ctypes.data != address):
+            return None
+        address += array.nbytes
+    total = sum(array.size for array in arrays)
+    flat = np.lib.stride_tricks.as_strided(first, shape=(total,),
+                                           strides=(first.itemsize,), writeable=False)
+    return flat
+
+
 def covered_shape(out_shape, kernel_shape, stride):
     """Rows and columns that ``out_shape`` blocks of a kernel at a stride cover:
     ``((Ho - 1) * sh + kh, (Wo - 1) * sw + kw)``, the reverse solve's default output."""

@@ -8,6 +8,8 @@ line, so the threads never write to a shared line. The caller has validated
 every shape; nothing here checks its input.
 """
 
+cimport cython
+import cython.view
 from cython cimport floating
 from cython.parallel cimport prange
 
@@ -94,6 +96,38 @@ def sgd(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
                           &params[0, 0], params.shape[1], &sq_err[0, 0], sq_err.shape[1],
                           order_ptr, kh, kw, stride_h, stride_w, <floating>lr, epochs,
                           learn_bias, activation)
+
+
+def sgd_each(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
+             const floating[::1] targets, const Py_ssize_t[:, ::1] target_geom,
+             floating[:, ::1] params, double[:, ::1] sq_err, const Py_ssize_t[::1] order,
+             Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_h, Py_ssize_t stride_w,
+             double lr, Py_ssize_t epochs, bint learn_bias, int activation, int n_threads):
+    """SGD on every pair on its own: pair ``n`` learns its own kernels, in rows
+    ``n*C .. n*C + C - 1`` of ``params`` and ``sq_err``; the (pair, channel)
+    planes of the batch are shared out between the threads. ``order`` is empty,
+    or every pair's block orders of each epoch, pair after pair.
+    """
+    cdef Py_ssize_t n_channels = params.shape[0] // orig_geom.shape[0]
+    cdef Py_ssize_t n_planes = params.shape[0], plane, n, c, start
+    cdef const Py_ssize_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
+    # Where each pair's block orders start in ``order``.
+    cdef Py_ssize_t[::1] order_start = cython.view.array(
+        shape=(orig_geom.shape[0] + 1,), itemsize=sizeof(Py_ssize_t), format="n")
+    order_start[0] = 0
+    for n in range(orig_geom.shape[0]):
+        order_start[n + 1] = (order_start[n]
+                              + epochs * target_geom[n, HEIGHT] * target_geom[n, WIDTH])
+    with nogil:
+        for plane in prange(n_planes, num_threads=n_threads, schedule="dynamic"):
+            n = plane // n_channels
+            c = plane % n_channels
+            _sgd_channels(&originals[0], &orig_geom[n, 0], &targets[0], &target_geom[n, 0],
+                          1, n_channels, c, c + 1, &params[n * n_channels, 0], params.shape[1],
+                          &sq_err[n * n_channels, 0], sq_err.shape[1],
+                          order_ptr + order_start[n] if order_ptr != NULL else NULL,
+                          kh, kw, stride_h, stride_w, <floating>lr, epochs, learn_bias,
+                          activation)
 
 
 cdef inline bint _in_linear_range(double target, int activation) noexcept nogil:

@@ -133,8 +133,9 @@ cdef void _solve_disjoint_row(const floating* kernel, const floating* x_row, flo
 def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
                const floating[:, :, ::1] kernel not None,
                floating[::1] dst, const Py_ssize_t[:, ::1] dst_geom,
-               floating[:, ::1] scratch, Py_ssize_t stride_h, Py_ssize_t stride_w,
-               double eps, int activation, int n_threads):
+               floating[:, ::1] scratch, Py_ssize_t n_channels,
+               Py_ssize_t stride_h, Py_ssize_t stride_w, double eps, int activation,
+               int n_threads):
     """Reverse-solve a batch of channels-last filtered images into ``dst``.
 
     ``src_geom`` and ``dst_geom`` describe the batch (see ``_batch.pxd``).
@@ -142,9 +143,12 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
     images are then shared out between the threads in one parallel loop;
     otherwise each thread takes whole (image, channel) planes. When blocks
     share no pixel at all, thread ``k`` keeps a row of running sums in
-    ``scratch[k]`` (``>= in_w * C`` long).
+    ``scratch[k]`` (``>= in_w * C`` long). ``kernel`` is ``(C, kh, kw)``, shared
+    by all images, or ``(N * C, kh, kw)``, one ``(C, kh, kw)`` kernel per image.
     """
-    cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
+    cdef Py_ssize_t kh = kernel.shape[1], kw = kernel.shape[2]
+    cdef Py_ssize_t kernel_step = 0 if kernel.shape[0] == n_channels else n_channels * kh * kw
+    cdef const floating* weights = &kernel[0, 0, 0]
     cdef Py_ssize_t n_images = src_geom.shape[0], n_planes = n_images * n_channels
     cdef const Py_ssize_t* in_geom = &src_geom[0, 0]
     cdef const Py_ssize_t* out_geom = &dst_geom[0, 0]
@@ -173,13 +177,13 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
                 in_w = src_geom[n, WIDTH]
                 row_len = dst_geom[n, WIDTH] * n_channels
                 if stride_w >= kw:
-                    _solve_disjoint_row(&kernel[0, 0, 0],
+                    _solve_disjoint_row(weights + n * kernel_step,
                                         &src[src_geom[n, OFFSET] + P * in_w * n_channels],
                                         &dst[dst_geom[n, OFFSET] + P * stride_h * row_len],
                                         &scratch[threadid(), 0], in_w, row_len, n_channels,
                                         kh, kw, stride_w, eps, activation)
                 else:
-                    _solve_block_row(&kernel[0, 0, 0],
+                    _solve_block_row(weights + n * kernel_step,
                                      &src[src_geom[n, OFFSET] + P * in_w * n_channels],
                                      &dst[dst_geom[n, OFFSET]], P, in_w, row_len, n_channels,
                                      0, n_channels, kh, kw, stride_h, stride_w, eps, activation)
@@ -190,7 +194,7 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
                 c = plane % n_channels
                 in_w = src_geom[n, WIDTH]
                 for P in range(src_geom[n, HEIGHT]):
-                    _solve_block_row(&kernel[0, 0, 0],
+                    _solve_block_row(weights + n * kernel_step,
                                      &src[src_geom[n, OFFSET] + P * in_w * n_channels],
                                      &dst[dst_geom[n, OFFSET]], P, in_w,
                                      dst_geom[n, WIDTH] * n_channels, n_channels, c, c + 1,
