@@ -104,7 +104,9 @@ def sgd_each(originals, targets, kernels, biases, stride, lr, epochs, learn_bias
     src, src_geom = _pack(originals)
     tgt, tgt_geom = _pack(targets)
     order = np.empty(0, dtype=np.intp) if order is None else order
-    _learn.sgd_each(src, src_geom, tgt, tgt_geom, params, sq_err, order, kh, kw,
+    blocks = [epochs * target.shape[0] * target.shape[1] for target in targets]
+    order_start = np.concatenate([[0], np.cumsum(blocks)]).astype(np.intp)
+    _learn.sgd_each(src, src_geom, tgt, tgt_geom, params, sq_err, order, order_start, kh, kw,
                     stride[0], stride[1], lr, epochs, learn_bias,
                     ACTIVATION_CODES[activation], n_threads)
     learned = params[:, :kh * kw].reshape(n_pairs, n_channels, kh, kw).copy()

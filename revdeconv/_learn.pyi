@@ -28,6 +28,7 @@ def sgd_each(
     params: npt.NDArray[np.floating],
     sq_err: npt.NDArray[np.float64],
     order: npt.NDArray[np.intp],
+    order_start: npt.NDArray[np.intp],
     kh: int,
     kw: int,
     stride_h: int,

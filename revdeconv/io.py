@@ -24,7 +24,8 @@ import tempfile
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageReadError", "load_image", "save_image"]
+__all__ = ["ImageReadError", "load_image", "save_image", "load_array", "save_array",
+           "write_atomically"]
 
 # Pillow modes and the scale that maps their integers onto [0, 1]; "I" (32-bit
 # integers) and "F" (32-bit floats) are scaled in _to_unit_range.
@@ -150,14 +151,21 @@ def save_image(path, image, *, bits=8):
         picture = Image.fromarray(levels.astype(np.uint8),
                                   mode=None if array.ndim == 2 else _SAVE_MODES[array.shape[2]])
     path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    fmt = Image.registered_extensions().get(os.path.splitext(name)[1].lower())
+    fmt = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
     if fmt is None:
         raise ValueError(f"cannot tell the image format from the file name {path!r}")
+    write_atomically(path, lambda f: picture.save(f, format=fmt))
+
+
+def write_atomically(path, write):
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to
+    ``path``: the file appears whole or not at all (an error or Ctrl-C midway
+    leaves the old file, or none, and no temporary file)."""
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
     handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
     try:
         with os.fdopen(handle, "wb") as f:
-            picture.save(f, format=fmt)
+            write(f)
         os.chmod(temporary, 0o666 & ~_umask())   # mkstemp's 0o600 is for secrets, not images
         os.replace(temporary, path)
     except BaseException:
@@ -169,3 +177,29 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def load_array(path):
+    """Read a ``.npy`` image (``(H, W)`` or ``(H, W, C)``, real values) as it is stored.
+
+    Raises
+    ------
+    ImageReadError
+        The file is missing, not a ``.npy`` file, or not an image-shaped real array.
+    """
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ImageReadError(path, "no such file") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise ImageReadError(path, f"not a readable .npy file ({exc})") from None
+    if array.dtype.kind not in "biuf" or array.ndim not in (2, 3) or 0 in array.shape:
+        raise ImageReadError(path, f"not an image array (dtype {array.dtype}, "
+                                   f"shape {array.shape})")
+    return array
+
+
+def save_array(path, array):
+    """Write an array to a ``.npy`` file, whole or not at all."""
+    array = np.asarray(array)
+    write_atomically(path, lambda f: np.save(f, array, allow_pickle=False))

@@ -188,6 +188,16 @@ def learn_filter(original, filtered, *, kernel_size=None, stride=None, lr=0.1, e
     >>> bool(revdeconv.metrics.filter_error(result.kernel, truth) < 1e-8)
     True
     """
+    return _learn(original, filtered, each=False, kernel_size=kernel_size, stride=stride,
+                  lr=lr, epochs=epochs, init=init, bias=bias, activation=activation,
+                  method=method, shuffle=shuffle, seed=seed, n_threads=n_threads,
+                  backend=backend)
+
+
+def _learn(original, filtered, *, each, kernel_size, stride, lr, epochs, init, bias,
+           activation, method, shuffle, seed, n_threads, backend):
+    """:func:`learn_filter`; with ``each=True`` every pair learns its own filter
+    (what ``revdeconv.batch.learn`` does), all in one compiled call for SGD."""
     impl = get_backend(backend)
     originals, names, is_list, _, n_channels = as_images(original, "original")
     targets, _, target_is_list, _, _ = as_images(filtered, "filtered")
@@ -211,24 +221,45 @@ def learn_filter(original, filtered, *, kernel_size=None, stride=None, lr=0.1, e
         raise ValueError("init and shuffle are for method='sgd'; method='lstsq' solves "
                          "in closed form")
     n_threads = effective_n_threads(n_threads)
+    pairs = [([o], [t]) for o, t in zip(originals, targets)] if each else [(originals, targets)]
+
     if method == "lstsq":
-        kernel, offsets, loss = _lstsq(impl, originals, targets, kernel_size, stride,
-                                       bool(bias), activation, dtype, n_threads)
+        fits = [_lstsq(impl, o, t, kernel_size, stride, bool(bias), activation, dtype,
+                       n_threads) for o, t in pairs]
     else:
         kernel, offsets = _initial(init, n_channels, kernel_size, dtype)
-        order = _shuffled_order(np.random.default_rng(seed), targets, epochs) if shuffle else None
+        rngs = [np.random.default_rng(seed) for _ in pairs] if shuffle else None
+        order = (np.concatenate([_shuffled_order(rng, t, epochs)
+                                 for rng, (_, t) in zip(rngs, pairs)]) if shuffle else None)
         with np.errstate(over="ignore", invalid="ignore"):
-            kernel, offsets, sq_err = impl.sgd(originals, targets, kernel, offsets, stride,
-                                               lr, epochs, bool(bias), activation, order,
-                                               n_threads)
-        n_errors = n_channels * sum(target.shape[0] * target.shape[1] for target in targets)
-        loss = sq_err.sum(axis=0) / n_errors
-    diverged = not (np.isfinite(kernel).all() and np.isfinite(offsets).all()
-                    and np.isfinite(loss).all())
-    if diverged:
-        warnings.warn("learn_filter diverged: the weights are not finite (a learning rate "
-                      "too large, or non-finite pixels)", RuntimeWarning, stacklevel=2)
-    return FilterResult(kernel, offsets, loss, diverged, method, stride, activation)
+            if each:
+                kernels, biases, sq_err = impl.sgd_each(
+                    originals, targets, np.stack([kernel] * len(pairs)),
+                    np.stack([offsets] * len(pairs)), stride, lr, epochs, bool(bias),
+                    activation, order, n_threads)
+            else:
+                kernels, biases, sq_err = impl.sgd(originals, targets, kernel, offsets, stride,
+                                                   lr, epochs, bool(bias), activation, order,
+                                                   n_threads)
+                kernels, biases, sq_err = kernels[None], biases[None], sq_err[None]
+        fits = []
+        for n, (_, t) in enumerate(pairs):
+            n_errors = n_channels * sum(target.shape[0] * target.shape[1] for target in t)
+            fits.append((kernels[n], biases[n], sq_err[n].sum(axis=0) / n_errors))
+
+    results = [FilterResult(kernel, offsets, loss, _diverged(kernel, offsets, loss), method,
+                            stride, activation) for kernel, offsets, loss in fits]
+    n_diverged = sum(result.diverged for result in results)
+    if n_diverged:
+        what = f"{n_diverged} of {len(results)} filters" if each else "learn_filter"
+        warnings.warn(f"{what} diverged: the weights are not finite (a learning rate "
+                      f"too large, or non-finite pixels)", RuntimeWarning, stacklevel=3)
+    return results if each else results[0]
+
+
+def _diverged(kernel, offsets, loss):
+    return not (np.isfinite(kernel).all() and np.isfinite(offsets).all()
+                and np.isfinite(loss).all())
 
 
 def _lstsq(impl, originals, targets, kernel_size, stride, with_bias, activation,

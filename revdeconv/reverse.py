@@ -32,6 +32,17 @@ def _output_shapes(output_shape, minimum_shapes, names, n_channels, name="output
     return shapes
 
 
+def _kernels(kernel, n_images, n_channels, dtype):
+    """One kernel for every image ``(C, kh, kw)``, or ``(N, C, kh, kw)``: one per image."""
+    if np.ndim(kernel) != 4:
+        return as_kernel(kernel, "kernel", n_channels, dtype)
+    if len(kernel) != n_images:
+        raise ValueError(f"kernel holds {len(kernel)} kernels (one per image), "
+                         f"but there are {n_images} images")
+    return np.stack([as_kernel(k, f"kernel[{n}]", n_channels, dtype)
+                     for n, k in enumerate(kernel)])
+
+
 def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_EPS,
                output_shape=None, n_threads=None, backend=None):
     """Rebuild the original-size image from a filtered one (paper eq. 3).
@@ -51,7 +62,8 @@ def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_
         (same channel count), solved in one parallel call. Dtype policy as in
         :func:`revdeconv.convolve`.
     kernel : array_like
-        ``(kh, kw)`` or ``(C, kh, kw)`` filter, e.g. ``learn_filter(...).kernel``.
+        ``(kh, kw)`` or ``(C, kh, kw)`` filter, e.g. ``learn_filter(...).kernel``;
+        or, with a list of ``N`` images, ``(N, C, kh, kw)``: one per image.
     stride : int or (int, int), optional
         The stride the image was filtered with. Default: the kernel size.
         Overlapping (``stride < kernel``) and gapped (``stride > kernel``)
@@ -93,9 +105,9 @@ def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_
     """
     impl = get_backend(backend)
     images, names, is_list, is_2d, n_channels = as_images(filtered, "filtered")
-    weights = as_kernel(kernel, "kernel", n_channels, images[0].dtype)
-    _, kh, kw = weights.shape
-    stride = weights.shape[1:] if stride is None else as_pair(stride, "stride")
+    weights = _kernels(kernel, len(images), n_channels, images[0].dtype)
+    kh, kw = weights.shape[-2:]
+    stride = (kh, kw) if stride is None else as_pair(stride, "stride")
     check_choice(activation, "activation", ACTIVATIONS)
     eps = as_float(eps, "eps", minimum=0)
     covered = [covered_shape(image.shape, (kh, kw), stride) for image in images]

@@ -8,8 +8,6 @@ line, so the threads never write to a shared line. The caller has validated
 every shape; nothing here checks its input.
 """
 
-cimport cython
-import cython.view
 from cython cimport floating
 from cython.parallel cimport prange
 
@@ -101,23 +99,18 @@ def sgd(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
 def sgd_each(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
              const floating[::1] targets, const Py_ssize_t[:, ::1] target_geom,
              floating[:, ::1] params, double[:, ::1] sq_err, const Py_ssize_t[::1] order,
+             const Py_ssize_t[::1] order_start,
              Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_h, Py_ssize_t stride_w,
              double lr, Py_ssize_t epochs, bint learn_bias, int activation, int n_threads):
     """SGD on every pair on its own: pair ``n`` learns its own kernels, in rows
     ``n*C .. n*C + C - 1`` of ``params`` and ``sq_err``; the (pair, channel)
     planes of the batch are shared out between the threads. ``order`` is empty,
-    or every pair's block orders of each epoch, pair after pair.
+    or every pair's block orders of each epoch, pair after pair, pair ``n``'s
+    starting at ``order_start[n]``.
     """
     cdef Py_ssize_t n_channels = params.shape[0] // orig_geom.shape[0]
     cdef Py_ssize_t n_planes = params.shape[0], plane, n, c, start
     cdef const Py_ssize_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
-    # Where each pair's block orders start in ``order``.
-    cdef Py_ssize_t[::1] order_start = cython.view.array(
-        shape=(orig_geom.shape[0] + 1,), itemsize=sizeof(Py_ssize_t), format="n")
-    order_start[0] = 0
-    for n in range(orig_geom.shape[0]):
-        order_start[n + 1] = (order_start[n]
-                              + epochs * target_geom[n, HEIGHT] * target_geom[n, WIDTH])
     with nogil:
         for plane in prange(n_planes, num_threads=n_threads, schedule="dynamic"):
             n = plane // n_channels

@@ -1,0 +1,186 @@
+"""Many images at once: a stack or a list goes through one compiled call.
+
+Every function here takes a stack ``(N, H, W, C)`` (or ``(N, H, W)`` for grey
+images: in this module an array's first axis always counts images) or a list
+of images, and hands them to the compiled kernels in **one** call that shares
+the rows (or the image x channel planes) of the whole batch out between the
+OpenMP threads, with the GIL released. A list may mix sizes: the kernels take
+a batch of images of different sizes as it is (no grouping needed), as long
+as they share one channel count. A C-contiguous stack is not copied, and a
+stack in gives a stack out.
+
+The results are exactly those of calling :func:`revdeconv.convolve`,
+:func:`revdeconv.learn_filter` and :func:`revdeconv.deconvolve` image by
+image.
+
+Examples
+--------
+>>> import numpy as np
+>>> from revdeconv import batch, filters
+>>> rng = np.random.default_rng(0)
+>>> stack = rng.random((8, 60, 90, 3))
+>>> filtered = batch.convolve(stack, filters.BLUR)
+>>> filtered.shape
+(8, 20, 30, 3)
+>>> results = batch.learn(stack, filtered, lr=0.05)      # one filter per image
+>>> len(results), results[0].kernel.shape
+(8, (3, 3, 3))
+>>> restored = batch.deconvolve(filtered, results)       # each with its own filter
+>>> restored.shape
+(8, 60, 90, 3)
+"""
+
+import numpy as np
+
+from . import convolution, learning, reverse
+from ._validation import back_to_back
+
+__all__ = ["convolve", "learn", "deconvolve", "mae"]
+
+
+def _images(images, name):
+    """A stack or a list of images -> (list of images, whether a stack was given)."""
+    if isinstance(images, np.ndarray):
+        if images.ndim not in (3, 4):
+            raise ValueError(f"{name} must be a (N, H, W) or (N, H, W, C) stack or a list of "
+                             f"images, got an array of shape {images.shape}")
+        if len(images) == 0:
+            raise ValueError(f"{name} must hold at least one image")
+        return list(images), True
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise ValueError(f"{name} must hold at least one image")
+        bad = [n for n, image in enumerate(images) if np.ndim(image) not in (2, 3)]
+        if bad:
+            raise ValueError(f"{name}[{bad[0]}] must be an (H, W) or (H, W, C) image, got "
+                             f"shape {np.shape(images[bad[0]])}")
+        return list(images), False
+    raise TypeError(f"{name} must be a stack (ndarray) or a list of images, "
+                    f"got {type(images).__name__}")
+
+
+def _stacked(outputs):
+    """Outputs of one shape as an (N, ...) stack: a view when they lie back to back."""
+    first = outputs[0]
+    if any(output.shape != first.shape for output in outputs):
+        raise ValueError("a stack in gives a stack out, but the outputs differ in shape")
+    if back_to_back(outputs) is not None:
+        return np.lib.stride_tricks.as_strided(
+            first, shape=(len(outputs),) + first.shape,
+            strides=(first.nbytes,) + first.strides)
+    return np.stack(outputs)
+
+
+def convolve(images, kernel, **options):
+    """:func:`revdeconv.convolve` over a stack or a list of images, in one call.
+
+    Parameters
+    ----------
+    images : ndarray or list of array_like
+        ``(N, H, W[, C])`` stack or a list of ``(H, W[, C])`` images.
+    kernel : array_like
+        ``(kh, kw)`` or ``(C, kh, kw)``, shared by all images.
+    **options
+        ``stride``, ``bias``, ``activation``, ``n_threads``, ``backend``, as in
+        :func:`revdeconv.convolve`.
+
+    Returns
+    -------
+    ndarray or list of ndarray
+        A stack for a stack, a list for a list.
+    """
+    arrays, stacked = _images(images, "images")
+    outputs = convolution.convolve(arrays, kernel, **options)
+    return _stacked(outputs) if stacked else outputs
+
+
+def learn(originals, filtered, *, shared=False, **options):
+    """Learn filters from many (original, filtered) pairs.
+
+    Parameters
+    ----------
+    originals, filtered : ndarray or list of array_like
+        Stacks or lists of the same length.
+    shared : bool, optional
+        False (default): every pair learns its own filter, independently (SGD:
+        all pairs in one compiled call, parallel over pairs x channels). True:
+        one filter, learned over the pairs in order with the kernel carried
+        over, as the paper does (:func:`revdeconv.learn_filter` on the lists).
+    **options
+        ``kernel_size``, ``stride``, ``lr``, ``epochs``, ``init``, ``bias``,
+        ``activation``, ``method``, ``shuffle``, ``seed``, ``n_threads``,
+        ``backend``, as in :func:`revdeconv.learn_filter`. With
+        ``shuffle=True`` each pair draws its block order from
+        ``numpy.random.default_rng(seed)`` anew, as a call for that pair alone.
+
+    Returns
+    -------
+    list of FilterResult, or FilterResult when ``shared``
+    """
+    if not isinstance(shared, (bool, np.bool_)):
+        raise TypeError(f"shared must be True or False, got {shared!r}")
+    first, _ = _images(originals, "originals")
+    second, _ = _images(filtered, "filtered")
+    if shared:
+        return learning.learn_filter(first, second, **options)
+    defaults = dict(kernel_size=None, stride=None, lr=0.1, epochs=1, init=None, bias=False,
+                    activation="clip", method="sgd", shuffle=False, seed=None, n_threads=None,
+                    backend=None)
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise TypeError(f"learn() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    return learning._learn(first, second, each=True, **(defaults | options))
+
+
+def deconvolve(filtered, kernels, **options):
+    """:func:`revdeconv.deconvolve` over a stack or a list of images, in one call.
+
+    Parameters
+    ----------
+    filtered : ndarray or list of array_like
+        ``(N, Ho, Wo[, C])`` stack or a list of filtered images.
+    kernels : array_like, FilterResult, or list of them
+        One filter for every image (``(kh, kw)``, ``(C, kh, kw)`` or a
+        :class:`~revdeconv.FilterResult`), or one per image: an
+        ``(N, C, kh, kw)`` array or a list of ``N`` kernels or results (what
+        :func:`learn` returns).
+    **options
+        ``stride``, ``activation``, ``eps``, ``output_shape``, ``n_threads``,
+        ``backend``, as in :func:`revdeconv.deconvolve`. ``stride`` and
+        ``activation`` default to the results' when results are given.
+
+    Returns
+    -------
+    ndarray or list of ndarray
+        A stack for a stack, a list for a list.
+    """
+    arrays, stacked = _images(filtered, "filtered")
+    results = kernels if isinstance(kernels, (list, tuple)) else [kernels]
+    if all(isinstance(r, learning.FilterResult) for r in results):
+        options.setdefault("stride", results[0].stride)
+        options.setdefault("activation", results[0].activation)
+    if isinstance(kernels, learning.FilterResult):
+        kernels = kernels.kernel
+    elif isinstance(kernels, (list, tuple)):
+        if len(kernels) != len(arrays):
+            raise ValueError(f"kernels holds {len(kernels)} filters but there are "
+                             f"{len(arrays)} images")
+        kernels = [k.kernel if isinstance(k, learning.FilterResult) else k for k in kernels]
+        shapes = {np.shape(k)[-2:] for k in kernels}
+        if len(shapes) != 1:
+            raise ValueError(f"kernels must share one size, got {sorted(shapes)}")
+        channels = arrays[0].shape[2] if np.ndim(arrays[0]) == 3 else 1
+        kernels = np.stack([np.broadcast_to(np.asarray(k), (channels,) + np.shape(k)[-2:])
+                            if np.ndim(k) == 2 else np.asarray(k) for k in kernels])
+    outputs = reverse.deconvolve(arrays, kernels, **options)
+    return _stacked(outputs) if stacked else outputs
+
+
+def mae(images, references):
+    """:func:`revdeconv.metrics.mae` of each image against its reference, as an ``(N,)`` array."""
+    first, _ = _images(images, "images")
+    second, _ = _images(references, "references")
+    if len(first) != len(second):
+        raise ValueError(f"{len(first)} images but {len(second)} references")
+    from .metrics import mae as single
+    return np.array([single(a, b) for a, b in zip(first, second)])
