@@ -10,6 +10,7 @@ by the chunk, not by the folder.
 
 import glob
 import os
+import re
 import sys
 
 import numpy as np
@@ -21,19 +22,34 @@ FORMATS = {"png": ".png", "tiff": ".tiff", "npy": ".npy"}
 DEFAULT_CHUNK = 64
 
 
+def _natural(path):
+    """Sort key: "2.png" before "10.png" (the order matters where a kernel carries over)."""
+    return [int(part) if part.isdigit() else part.lower()
+            for part in re.split(r"(\d+)", os.path.basename(path))]
+
+
+def _readable_extensions():
+    """Extensions Pillow can open (not those it can only save), and .npy."""
+    Image.init()
+    return {ext for ext, fmt in Image.registered_extensions().items()
+            if fmt in Image.OPEN} | {".npy"}
+
+
 def expand_inputs(specs):
-    """Files named by ``specs``: files, folders (their image files, sorted) and glob
-    patterns; a name that matches nothing stays, to be reported as missing."""
-    readable = set(Image.registered_extensions()) | {".npy"}
+    """Files named by ``specs``: files, folders (their image files, hidden ones
+    left out) and glob patterns, each in natural order; a name that matches
+    nothing stays, to be reported as missing."""
+    readable = _readable_extensions()
     files = []
     for spec in specs:
         if os.path.isdir(spec):
-            files += sorted(os.path.join(spec, name) for name in os.listdir(spec)
-                            if not name.startswith(".")
-                            and os.path.splitext(name)[1].lower() in readable
-                            and os.path.isfile(os.path.join(spec, name)))
+            files += sorted((os.path.join(spec, name) for name in os.listdir(spec)
+                             if not name.startswith(".")
+                             and os.path.splitext(name)[1].lower() in readable
+                             and os.path.isfile(os.path.join(spec, name))), key=_natural)
         elif glob.has_magic(spec):
-            files += sorted(path for path in glob.glob(spec) if os.path.isfile(path))
+            files += sorted((path for path in glob.glob(spec) if os.path.isfile(path)),
+                            key=_natural)
         else:
             files.append(spec)
     seen = set()

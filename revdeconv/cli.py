@@ -45,9 +45,13 @@ def _as_rgb(image):
 
 def _load_folder(folder):
     from .io import load_image
+    if not os.path.isdir(folder):
+        raise SystemExit(f"revdeconv: --images: {folder!r} is not a folder")
     files = expand_inputs([folder])
     if not files:
         raise SystemExit(f"revdeconv: no image files in {folder!r}")
+    print(f"revdeconv: {len(files)} images, in this order: "
+          f"{', '.join(os.path.basename(f) for f in files)}", file=sys.stderr)
     return [_as_rgb(load_image(path)) for path in files]
 
 
@@ -221,6 +225,8 @@ def _experiment(args):
     from .experiment import PAPER_RATES, run_experiment
     from .report import write_all
     start = time.perf_counter()
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise SystemExit(f"revdeconv: --out: {args.out!r} exists and is not a folder")
     images = _load_folder(args.images) if args.images else None
     result = run_experiment(images, rates=args.rates or PAPER_RATES, method=args.method,
                             author_quirks=args.author_quirks, n_threads=args.threads,
@@ -327,4 +333,8 @@ def main(argv=None):
     info = commands.add_parser("info", help="how this installation computes")
     info.set_defaults(handler=_info)
     args = parser.parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except (ValueError, OSError) as exc:      # bad values or files: one line, not a traceback
+        print(f"revdeconv {args.command}: error: {exc}", file=sys.stderr)
+        return 2

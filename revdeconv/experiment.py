@@ -32,6 +32,7 @@ Examples
 """
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,6 +114,7 @@ class ExperimentResult:
         """Averages per filter over ``rates`` (default: the paper's Table 1 rates
         1.0 ... 0.1 where they were run, else every rate run), as the paper's
         Table 2: mean MAE, mean MAE0 and the mean of the rows' loss ratios.
+        A diverged row (NaN) makes its filter's averages NaN.
 
         Returns
         -------
@@ -235,16 +237,24 @@ def run_experiment(images=None, *, filters=None, rates=PAPER_RATES, method="sgd"
         fitted = None
         for rate in rates:
             if fitted is None or method == "sgd":
-                fitted = learn_filter(learn_from, learn_to, kernel_size=truth.shape,
-                                      stride=stride, lr=rate, activation="clip",
-                                      method=method, **options)
-                restored = deconvolve(filtered, fitted.kernel, stride=stride,
-                                      activation="clip", output_shape=regions, **options)
+                with warnings.catch_warnings():     # a diverged rate is a row, not a warning
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    fitted = learn_filter(learn_from, learn_to, kernel_size=truth.shape,
+                                          stride=stride, lr=rate, activation="clip",
+                                          method=method, **options)
+                restored = None if fitted.diverged else deconvolve(
+                    filtered, fitted.kernel, stride=stride, activation="clip",
+                    output_shape=regions, **options)
             rows.append(_row(rate, name, truth, fitted, restored, targets, mae0))
             done += 1
             if progress is not None:
                 progress(done, total, f"{name} lr={rate:g}")
-        best = min((r for r in rows if r.filter == name), key=lambda r: r.loss_ratio)
+        result = ExperimentResult(rows, filters, rates, method, bool(author_quirks),
+                                  len(originals), examples)
+        try:
+            best = result.best(name)
+        except KeyError:            # every rate diverged: no example to show
+            continue
         example = deconvolve(filtered[0], best.kernel, stride=stride, activation="clip",
                              output_shape=regions[0], **options)
         examples[name] = (targets[0], zoomed[0], example)

@@ -148,8 +148,7 @@ def save_image(path, image, *, bits=8):
     if bits == 16:
         picture = Image.fromarray(levels.astype(np.uint16))
     else:
-        picture = Image.fromarray(levels.astype(np.uint8),
-                                  mode=None if array.ndim == 2 else _SAVE_MODES[array.shape[2]])
+        picture = Image.fromarray(levels.astype(np.uint8))   # L, LA, RGB or RGBA by shape
     path = os.fspath(path)
     fmt = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
     if fmt is None:

@@ -127,6 +127,23 @@ def test_default_runs_the_paper_protocol_on_the_bundled_samples():
     assert result.best("blur").filter_error < 0.01
 
 
+def test_a_diverged_rate_is_a_row_not_a_crash(backend):
+    # With clip the error stays in [-1, 1]: the weights only overflow at an absurd rate,
+    # once enough blocks have pushed them the same way.
+    images = _images(60, 90)
+    result = run_experiment(images, rates=[1e308, 0.1], backend=backend)
+    for name in PAPER_FILTERS:
+        wild, tame = result.row(1e308, name), result.row(0.1, name)
+        assert wild.diverged and np.isnan(wild.mae) and np.isnan(wild.loss_ratio)
+        assert not tame.diverged and np.isfinite(tame.mae)
+        assert result.best(name) is tame               # the example uses a converged filter
+        np.testing.assert_array_equal(
+            result.examples[name][2],
+            revdeconv.deconvolve(_stored(revdeconv.convolve(images[0], PAPER_FILTERS[name])),
+                                 tame.kernel, output_shape=(60, 90), backend=backend))
+    assert all(np.isnan(row["loss_ratio"]) for row in result.table2(rates=[1e308, 0.1]))
+
+
 def test_lstsq_method_is_solved_once_per_filter(backend):
     result = run_experiment(_images(16, 20), rates=RATES, method="lstsq", backend=backend)
     for name in PAPER_FILTERS:
@@ -156,8 +173,8 @@ def test_bundled_samples_and_their_sources():
     for image in images:
         assert image.shape == (180, 250, 3) and image.dtype == np.float64
         assert 0 <= image.min() and image.max() <= 1 and image.std() > 0.02
-    sources = open(os.path.join(os.path.dirname(data.__file__), "samples",
-                                "SOURCES.md")).read()
+    with open(os.path.join(os.path.dirname(data.__file__), "samples", "SOURCES.md")) as f:
+        sources = f.read()
     for name in data.sample_names():
         assert f"{name}.png" in sources
     assert sources.count("public domain") + sources.count("CC0") >= 10
