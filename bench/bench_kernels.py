@@ -13,21 +13,12 @@ compare the ratios, not the seconds, between runs.
 """
 
 import argparse
-import time
 
 import numpy as np
 
 import revdeconv
+from _timing import best_time  # bench/_timing.py, beside this script
 from revdeconv import filters
-
-
-def best_time(fn, repeat):
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def cases(image):

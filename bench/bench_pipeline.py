@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 import revdeconv
+from _timing import best_time  # bench/_timing.py, beside this script
 from revdeconv import batch, data, filters
 from revdeconv.io import save_image
 
@@ -47,15 +48,6 @@ def images(n, rng):
             image = image[:, ::-1]
         out[k] = np.roll(image, (int(rng.integers(180)), int(rng.integers(250))), axis=(0, 1))
     return out
-
-
-def timed(fn, repeat):
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 _CHILD = """
@@ -92,11 +84,11 @@ def main(argv=None):
           f"180x250 RGB float32, best of {args.repeat}")
     rows = []
     for n_threads in (1, 2):
-        seconds = timed(lambda: pipeline(stack, "compiled", n_threads), args.repeat)
+        seconds = best_time(lambda: pipeline(stack, "compiled", n_threads), args.repeat)
         rows.append((f"compiled, {n_threads} thread{'s' * (n_threads > 1)}", args.images,
                      seconds))
     subset = stack[:args.numpy_images]
-    seconds = timed(lambda: pipeline(subset, "numpy", None), 1)
+    seconds = best_time(lambda: pipeline(subset, "numpy", None), 1)
     rows.append(("NumPy fallback", len(subset), seconds))
     numpy_rate = rows[-1][1] / rows[-1][2]
     print(f"{'backend':<22}{'images':>8}{'seconds':>10}{'images/s':>11}{'vs NumPy':>10}")
