@@ -180,11 +180,13 @@ class _Unreadable(Exception):
     """A file of an item could not be read (already reported)."""
 
 
-def by_channels(items, channels_of=lambda array: 1 if array.ndim == 2 else array.shape[2]):
-    """Group (path, array, ...) items by channel count (one compiled call each)."""
+def by_channels(items):
+    """Group (path, array, ...) items by layout, channel count and dtype: one compiled
+    call each, and every image computed in its own dtype whatever else the chunk holds."""
     groups = {}
     for item in items:
-        groups.setdefault((item[1].ndim, channels_of(item[1])), []).append(item)
+        array = item[1]
+        groups.setdefault((array.shape[2:], array.dtype), []).append(item)
     return list(groups.values())
 
 

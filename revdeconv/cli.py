@@ -156,8 +156,7 @@ def _learn(args):
     from .batch import learn
     from .kernel_file import save_kernel, save_kernels
     run = _run(args, "learn")
-    originals = {stem(path): path for path in expand_inputs(args.original)}
-    filtered = {stem(path): path for path in expand_inputs(args.filtered)}
+    originals, filtered = _by_stem(run, args.original), _by_stem(run, args.filtered)
     for name in sorted(set(originals) ^ set(filtered)):
         side = "filtered" if name in originals else "original"
         run.fail(originals.get(name) or filtered.get(name), f"no {side} file named {name!r}")
@@ -165,8 +164,9 @@ def _learn(args):
     options = dict(kernel_size=args.kernel_size, stride=args.stride, lr=args.lr,
                    epochs=args.epochs, bias=args.bias, activation=args.activation,
                    method=args.method, n_threads=args.threads)
-    if args.shared and args.epochs > 1:
-        run.chunk = max(len(names), 1)     # an epoch is a pass over every pair
+    if args.shared and (args.epochs > 1 or args.method == "lstsq"):
+        # an epoch is a pass over every pair; a least-squares fit sees every pair at once
+        run.chunk = max(len(names), 1)
     results, shared = {}, None
     for items in run.chunks([(originals[n], filtered[n]) for n in names]):
         for group in by_channels(items):
@@ -203,6 +203,17 @@ def _learn(args):
             _print_filter(f"mean of the {len(kernels)} {shape[0]}-channel filters",
                           np.mean(kernels, axis=0), args.compare, filters, metrics)
     return run.finish()
+
+
+def _by_stem(run, specs):
+    """Input files by name (stem); a second file with a name is reported, not used."""
+    files = {}
+    for path in expand_inputs(specs):
+        if stem(path) in files:
+            run.fail(path, f"another input, {files[stem(path)]}, has the name {stem(path)!r}")
+        else:
+            files[stem(path)] = path
+    return files
 
 
 def _print_filter(title, result, compare, filters, metrics):
