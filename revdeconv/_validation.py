@@ -16,6 +16,10 @@ import operator
 import numpy as np
 
 ACTIVATIONS = ("clip", "relu", "identity")
+#: What a NaN or infinite pixel does: an error (the default), or pass through the maths.
+NONFINITE = ("raise", "propagate")
+#: Sizes and strides above this are mistakes (and would overflow the kernels' indices).
+MAX_SIZE = 2**31 - 1
 
 
 def float_dtype(dtype):
@@ -40,14 +44,18 @@ def as_int(value, name, minimum=None):
 
 
 def as_pair(value, name, minimum=1):
-    """An int or a pair of ints as a ``(rows, cols)`` tuple, each at least ``minimum``."""
+    """An int or a pair of ints as a ``(rows, cols)`` tuple, each at least ``minimum``
+    and at most ``MAX_SIZE``."""
     if np.ndim(value) == 0:
-        value = as_int(value, name, minimum)
-        return value, value
-    values = tuple(np.asarray(value, dtype=object).ravel()) if np.ndim(value) == 1 else ()
-    if len(values) != 2:
-        raise ValueError(f"{name} must be an integer or a pair of integers, got {value!r}")
-    return tuple(as_int(v, name, minimum) for v in values)
+        values = (value, value)
+    else:
+        values = tuple(np.asarray(value, dtype=object).ravel()) if np.ndim(value) == 1 else ()
+        if len(values) != 2:
+            raise ValueError(f"{name} must be an integer or a pair of integers, got {value!r}")
+    pair = tuple(as_int(v, name, minimum) for v in values)
+    if max(pair) > MAX_SIZE:
+        raise ValueError(f"{name} must be at most {MAX_SIZE}, got {value!r}")
+    return pair
 
 
 def as_shape(value, name, n_channels):
@@ -131,18 +139,36 @@ def common_dtype(images, names):
     return np.result_type(*(image_dtype(image, n) for image, n in zip(images, names)))
 
 
-def as_images(images, name, dtype=None):
+def check_finite(array, name):
+    """Raise ValueError when ``array`` holds a NaN or an infinity.
+
+    One float64 sum decides in the common case (it is finite exactly when every
+    pixel is, unless huge finite pixels overflow it, which the pixel-by-pixel
+    test then settles): a pass over the data, no full-size temporary.
+    """
+    if np.isfinite(np.add.reduce(array, axis=None, dtype=np.float64)):
+        return
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} holds NaN or infinite pixels; pass nonfinite='propagate' "
+                         f"to compute with them (they spread into the results)")
+
+
+def as_images(images, name, dtype=None, nonfinite="raise"):
     """Validate one image or a list of them for a kernel.
 
     Returns ``(arrays, names, is_list, is_2d, n_channels)`` where ``arrays``
     are C-contiguous ``(H, W, C)`` arrays of one float dtype (``dtype``, or
     the common float dtype of the images), all 2-D or all 3-D, with one
-    channel count.
+    channel count, and (unless ``nonfinite="propagate"``) finite.
     """
+    check_choice(nonfinite, "nonfinite", NONFINITE)
     images, names, is_list = as_image_list(images, name)
     if dtype is None:
         dtype = common_dtype(images, names)
     converted = [as_image(image, n, dtype) for image, n in zip(images, names)]
+    if nonfinite == "raise":
+        for (array, _), n in zip(converted, names):
+            check_finite(array, n)
     arrays = [array for array, _ in converted]
     is_2d = [flag for _, flag in converted]
     check_same_ndim(is_2d, names)

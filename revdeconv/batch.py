@@ -125,7 +125,7 @@ def learn(originals, filtered, *, shared=False, **options):
         return learning.learn_filter(first, second, **options)
     defaults = dict(kernel_size=None, stride=None, lr=0.1, epochs=1, init=None, bias=False,
                     activation="clip", method="sgd", shuffle=False, seed=None, n_threads=None,
-                    backend=None)
+                    backend=None, nonfinite="raise")
     unknown = set(options) - set(defaults)
     if unknown:
         raise TypeError(f"learn() got unexpected keyword arguments: {', '.join(sorted(unknown))}")

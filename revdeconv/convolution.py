@@ -8,7 +8,7 @@ __all__ = ["convolve"]
 
 
 def convolve(image, kernel, *, stride=None, bias=None, activation="clip",
-             n_threads=None, backend=None):
+             n_threads=None, backend=None, nonfinite="raise"):
     """Convolve an image with a filter, stride ``n`` by default, through an activation.
 
     ``out[p, q, c] = f(sum_ij K_c[i, j] * image[p*sh + i, q*sw + j, c] + b_c)``:
@@ -40,6 +40,9 @@ def convolve(image, kernel, *, stride=None, bias=None, activation="clip",
         ``OMP_NUM_THREADS``; negative: counted back from that default.
     backend : {None, "compiled", "numpy"}, optional
         None uses the compiled kernels unless ``REVDECONV_BACKEND=numpy``.
+    nonfinite : {"raise", "propagate"}, optional
+        A NaN or infinite pixel raises ValueError (default), or passes
+        through the computation (``"propagate"``: it spreads into the results).
 
     Returns
     -------
@@ -58,7 +61,7 @@ def convolve(image, kernel, *, stride=None, bias=None, activation="clip",
     (178, 248, 3)
     """
     impl = get_backend(backend)
-    images, names, is_list, is_2d, n_channels = as_images(image, "image")
+    images, names, is_list, is_2d, n_channels = as_images(image, "image", nonfinite=nonfinite)
     weights = as_kernel(kernel, "kernel", n_channels, images[0].dtype)
     stride = weights.shape[1:] if stride is None else as_pair(stride, "stride")
     check_fits(images, names, weights.shape[1:])

@@ -121,7 +121,7 @@ def _shuffled_order(rng, targets, epochs):
 
 def learn_filter(original, filtered, *, kernel_size=None, stride=None, lr=0.1, epochs=1,
                  init=None, bias=False, activation="clip", method="sgd", shuffle=False,
-                 seed=None, n_threads=None, backend=None):
+                 seed=None, n_threads=None, backend=None, nonfinite="raise"):
     """Learn the filter that turned ``original`` into ``filtered``.
 
     ``method="sgd"`` is the paper's eq. 1-2: stochastic gradient descent with
@@ -165,8 +165,9 @@ def learn_filter(original, filtered, *, kernel_size=None, stride=None, lr=0.1, e
         SGD: visit the blocks of each pair in a random order, drawn per epoch
         and pair from ``numpy.random.default_rng(seed)``.
     seed : int or numpy.random.Generator, optional
-    n_threads, backend
-        As in :func:`revdeconv.convolve`; threads take whole channels.
+    n_threads, backend, nonfinite
+        As in :func:`revdeconv.convolve`; threads take whole channels. With
+        ``nonfinite="propagate"`` a NaN pixel makes the result ``diverged``.
 
     Returns
     -------
@@ -191,16 +192,17 @@ def learn_filter(original, filtered, *, kernel_size=None, stride=None, lr=0.1, e
     return _learn(original, filtered, each=False, kernel_size=kernel_size, stride=stride,
                   lr=lr, epochs=epochs, init=init, bias=bias, activation=activation,
                   method=method, shuffle=shuffle, seed=seed, n_threads=n_threads,
-                  backend=backend)
+                  backend=backend, nonfinite=nonfinite)
 
 
 def _learn(original, filtered, *, each, kernel_size, stride, lr, epochs, init, bias,
-           activation, method, shuffle, seed, n_threads, backend):
+           activation, method, shuffle, seed, n_threads, backend, nonfinite):
     """:func:`learn_filter`; with ``each=True`` every pair learns its own filter
     (what ``revdeconv.batch.learn`` does), all in one compiled call for SGD."""
     impl = get_backend(backend)
-    originals, names, is_list, _, n_channels = as_images(original, "original")
-    targets, _, target_is_list, _, _ = as_images(filtered, "filtered")
+    originals, names, is_list, _, n_channels = as_images(original, "original",
+                                                         nonfinite=nonfinite)
+    targets, _, target_is_list, _, _ = as_images(filtered, "filtered", nonfinite=nonfinite)
     if is_list != target_is_list or len(originals) != len(targets):
         raise ValueError("original and filtered must be two arrays or two lists of one length")
     dtype = np.result_type(originals[0].dtype, targets[0].dtype)

@@ -11,6 +11,8 @@ __all__ = ["deconvolve", "zoom", "DEFAULT_EPS"]
 
 #: Weights with ``|w| <= DEFAULT_EPS`` are not divided by (the pixel takes x).
 DEFAULT_EPS = 1e-6
+# No image of this package's use holds 2**40 values; a stride that asks for it is a slip.
+MAX_ELEMENTS = 2**40
 
 
 def _output_shapes(output_shape, minimum_shapes, names, n_channels, name="output_shape"):
@@ -44,7 +46,7 @@ def _kernels(kernel, n_images, n_channels, dtype):
 
 
 def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_EPS,
-               output_shape=None, n_threads=None, backend=None):
+               output_shape=None, n_threads=None, backend=None, nonfinite="raise"):
     """Rebuild the original-size image from a filtered one (paper eq. 3).
 
     Blocks are visited in raster order and, inside a block, pixels too; each
@@ -79,7 +81,7 @@ def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_
         with its channel count is accepted too) is allowed; pixels
         that no block covers, there and in the gaps of a stride larger than
         the kernel, take their :func:`zoom` value.
-    n_threads, backend
+    n_threads, backend, nonfinite
         As in :func:`revdeconv.convolve`.
 
     Returns
@@ -104,7 +106,8 @@ def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_
     True
     """
     impl = get_backend(backend)
-    images, names, is_list, is_2d, n_channels = as_images(filtered, "filtered")
+    images, names, is_list, is_2d, n_channels = as_images(filtered, "filtered",
+                                                          nonfinite=nonfinite)
     weights = _kernels(kernel, len(images), n_channels, images[0].dtype)
     kh, kw = weights.shape[-2:]
     stride = (kh, kw) if stride is None else as_pair(stride, "stride")
@@ -112,6 +115,10 @@ def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_
     eps = as_float(eps, "eps", minimum=0)
     covered = [covered_shape(image.shape, (kh, kw), stride) for image in images]
     shapes = _output_shapes(output_shape, covered, names, n_channels)
+    elements = max(h * w for h, w in shapes) * n_channels
+    if elements > MAX_ELEMENTS:
+        raise ValueError(f"the output would hold {elements} values per image (stride "
+                         f"{stride}); more than {MAX_ELEMENTS} is surely a mistake")
     n_threads = effective_n_threads(n_threads)
     outputs = impl.deconvolve(images, weights, stride, shapes, eps, activation, n_threads)
     return as_returned(outputs, is_list, is_2d)
@@ -148,7 +155,9 @@ def zoom(filtered, stride, output_shape=None):
     >>> revdeconv.zoom(np.array([[0.0, 1.0]]), 2, output_shape=(1, 5))
     array([[0., 0., 1., 1., 1.]])
     """
-    images, names, is_list, is_2d, n_channels = as_images(filtered, "filtered")
+    # Zoom copies pixels: a NaN stays a NaN where it was, and nothing else.
+    images, names, is_list, is_2d, n_channels = as_images(filtered, "filtered",
+                                                          nonfinite="propagate")
     stride = as_pair(stride, "stride")
     default = [(h * stride[0], w * stride[1]) for h, w, _ in (im.shape for im in images)]
     if output_shape is None:
