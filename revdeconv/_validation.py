@@ -146,8 +146,9 @@ def check_finite(array, name):
     pixel is, unless huge finite pixels overflow it, which the pixel-by-pixel
     test then settles): a pass over the data, no full-size temporary.
     """
-    if np.isfinite(np.add.reduce(array, axis=None, dtype=np.float64)):
-        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(array, axis=None, dtype=np.float64)):
+            return
     if not np.isfinite(array).all():
         raise ValueError(f"{name} holds NaN or infinite pixels; pass nonfinite='propagate' "
                          f"to compute with them (they spread into the results)")
@@ -224,22 +225,44 @@ def output_size(size, k, s):
     return (size - k) // s + 1
 
 
-def back_to_back(arrays):
-    """A flat view of C-contiguous ``arrays`` of one dtype that lie one after the
-    other in memory (the images of a contiguous stack), or None."""
+def _address(array):
+    return array.__array_interface__["data"][0]
+
+
+def _root(array):
+    """The array that owns the memory ``array`` views."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def stacked_view(arrays):
+    """An ``(N, *shape)`` view of C-contiguous ``arrays`` of one shape and dtype that
+    lie one after the other in one array's memory (the images of a contiguous
+    stack), or None. Writable when that memory is."""
     first = arrays[0]
-    if not first.flags.c_contiguous:
-        return None
-    address = first.ctypes.data
+    root, address = _root(first), _address(first)
     for array in arrays:
-        if (not array.flags.c_contiguous or array.dtype != first.dtype
-                or array.ctypes.data != address):
+        if (array.shape != first.shape or array.dtype != first.dtype
+                or not array.flags.c_contiguous or _root(array) is not root
+                or _address(array) != address):
             return None
         address += array.nbytes
-    total = sum(array.size for array in arrays)
-    flat = np.lib.stride_tricks.as_strided(first, shape=(total,),
-                                           strides=(first.itemsize,), writeable=False)
-    return flat
+    if not root.flags.c_contiguous:
+        return None
+    view = np.ndarray((len(arrays),) + first.shape, dtype=first.dtype, buffer=root,
+                      offset=_address(first) - _address(root))
+    view.flags.writeable = root.flags.writeable
+    return view
+
+
+def back_to_back(arrays):
+    """A flat view of C-contiguous ``arrays`` that lie one after the other in memory
+    (one image, or the images of a contiguous stack), or None."""
+    if len(arrays) == 1:
+        return arrays[0].reshape(-1) if arrays[0].flags.c_contiguous else None
+    view = stacked_view(arrays)
+    return None if view is None else view.reshape(-1)
 
 
 def covered_shape(out_shape, kernel_shape, stride):

@@ -33,7 +33,7 @@ Examples
 import numpy as np
 
 from . import convolution, learning, reverse
-from ._validation import back_to_back
+from ._validation import stacked_view
 
 __all__ = ["convolve", "learn", "deconvolve", "mae"]
 
@@ -61,14 +61,10 @@ def _images(images, name):
 
 def _stacked(outputs):
     """Outputs of one shape as an (N, ...) stack: a view when they lie back to back."""
-    first = outputs[0]
-    if any(output.shape != first.shape for output in outputs):
+    if any(output.shape != outputs[0].shape for output in outputs):
         raise ValueError("a stack in gives a stack out, but the outputs differ in shape")
-    if back_to_back(outputs) is not None:
-        return np.lib.stride_tricks.as_strided(
-            first, shape=(len(outputs),) + first.shape,
-            strides=(first.nbytes,) + first.strides)
-    return np.stack(outputs)
+    view = stacked_view(outputs)
+    return np.stack(outputs) if view is None else view
 
 
 def convolve(images, kernel, **options):
