@@ -8,6 +8,10 @@ compiled and linked with the compiler in use (``-fopenmp`` for gcc and clang,
 ``REVDECONV_NO_OPENMP=1`` forces a serial build; ``REVDECONV_REQUIRE_OPENMP=1``
 turns a failed detection into an error. What was decided is written into the
 package (``revdeconv/_build_info.py``) and shown by ``revdeconv info``.
+
+``REVDECONV_DEBUG=1`` makes a debug build: Cython's bounds and wraparound
+checks on, the wrappers' assertions on, ``-O0 -g`` and C assertions; CI runs
+the whole test suite on it.
 """
 
 import os
@@ -97,7 +101,7 @@ class BuildExt(build_ext):
         # unless REVDECONV_DEBUG is set.
         base = []
         if self.compiler.compiler_type != "msvc":
-            base = ["-ffp-contract=off"] + ([] if _flag_set("REVDECONV_DEBUG") else ["-g0"])
+            base = ["-ffp-contract=off"] + (["-O0", "-g", "-UNDEBUG"] if DEBUG else ["-g0"])
         for ext in self.extensions:
             ext.extra_compile_args = base + (flags[0] if flags else [])
             ext.extra_link_args = flags[1] if flags else []
@@ -112,6 +116,7 @@ class BuildExt(build_ext):
             f"OPENMP_FLAGS = {' '.join(flags[0]) if flags else ''!r}\n"
             f"OPENMP_NOTE = {note!r}\n"
             f"COMPILER = {os.path.basename(str(compiler[0]))!r}\n"
+            f"DEBUG = {DEBUG!r}\n"
         )
         folder = os.path.join(self.build_lib, "revdeconv")
         os.makedirs(folder, exist_ok=True)
@@ -125,15 +130,26 @@ class BuildExt(build_ext):
                         os.path.join(os.path.dirname(os.path.abspath(__file__)), "revdeconv"))
 
 
+DEBUG = _flag_set("REVDECONV_DEBUG")
+
 extensions = [
-    Extension(f"revdeconv.{name}", [os.path.join("src_c", f"{name}.pyx")]) for name in KERNELS
+    Extension(f"revdeconv.{name}", [os.path.join("src_c", f"{name}.pyx")],
+              # Release builds drop the wrappers' assertions (the façade has checked).
+              define_macros=[] if DEBUG else [("CYTHON_WITHOUT_ASSERTIONS", None)])
+    for name in KERNELS
 ]
+# Bounds and wraparound checks only in a debug build: the façade has validated
+# every shape, and the kernels index with raw pointers anyway.
+DIRECTIVES = {"language_level": 3, "boundscheck": DEBUG, "wraparound": DEBUG,
+              "initializedcheck": DEBUG}
 
 setup(
     ext_modules=cythonize(
         extensions,
         include_path=["src_c"],
-        compiler_directives={"language_level": 3},
+        compiler_directives=DIRECTIVES,
+        # Release and debug C files apart, so that neither build reuses the other's.
+        build_dir=os.path.join("build", "cython-debug" if DEBUG else "cython"),
         nthreads=os.cpu_count() or 1,
     ),
     cmdclass={"build_ext": BuildExt},

@@ -17,7 +17,7 @@ def _build_info():
     except ImportError:
         return None
     return {"openmp": info.OPENMP, "flags": info.OPENMP_FLAGS, "note": info.OPENMP_NOTE,
-            "compiler": info.COMPILER}
+            "compiler": info.COMPILER, "debug": getattr(info, "DEBUG", False)}
 
 
 def config():
@@ -50,7 +50,8 @@ def _describe_build(build):
     if build is None:
         return "no build record (running from a source tree?)"
     flags = f" with {build['flags']}" if build["flags"] else ""
-    return (f"{'OpenMP' + flags if build['openmp'] else 'serial'} "
+    return (f"{'OpenMP' + flags if build['openmp'] else 'serial'}"
+            f"{', DEBUG (bounds checks, assertions, -O0)' if build['debug'] else ''} "
             f"({build['note']}; compiler {build['compiler']})")
 
 

@@ -31,3 +31,17 @@ cdef inline Py_ssize_t batch_rows(const Py_ssize_t* geom, Py_ssize_t n_images) n
     """Rows of all the images of a batch."""
     cdef const Py_ssize_t* last = geom + (n_images - 1) * FIELDS
     return last[FIRST_ROW] + last[HEIGHT]
+
+
+cdef inline bint fits(const Py_ssize_t[:, ::1] geom, Py_ssize_t n_channels,
+                      Py_ssize_t length) noexcept:
+    """Whether every image of a batch lies inside a buffer of ``length`` values
+    (asserted by the wrappers in a debug build)."""
+    cdef Py_ssize_t n
+    if geom.shape[1] != FIELDS:
+        return False
+    for n in range(geom.shape[0]):
+        if (geom[n, OFFSET] < 0 or geom[n, HEIGHT] < 1 or geom[n, WIDTH] < 1
+                or geom[n, OFFSET] + geom[n, HEIGHT] * geom[n, WIDTH] * n_channels > length):
+            return False
+    return True

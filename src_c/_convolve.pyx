@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, cdivision=True
 """Strided valid cross-correlation with an activation (SPEC section 2).
 
 The caller (``revdeconv._compiled_backend``) has validated every shape and
@@ -9,7 +9,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from _activation cimport activate
-from _batch cimport FIRST_ROW, OFFSET, WIDTH, batch_rows, image_of_row
+from _batch cimport FIRST_ROW, OFFSET, WIDTH, batch_rows, fits, image_of_row
 
 
 cdef void _convolve_row(const floating* src, Py_ssize_t src_row_len,
@@ -76,6 +76,8 @@ def convolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
     cdef const Py_ssize_t* out_geom = &dst_geom[0, 0]
     cdef Py_ssize_t row, n, p, src_row_len, dst_row_len
     cdef const floating* tiled_taps = &tiled[0, 0] if tiled.shape[0] > 0 else NULL
+    assert fits(src_geom, n_channels, src.shape[0]) and fits(dst_geom, n_channels, dst.shape[0])
+    assert bias.shape[0] == n_channels and src_geom.shape[0] == n_images
     with nogil:
         for row in prange(batch_rows(out_geom, n_images), num_threads=n_threads,
                           schedule="static"):

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, cdivision=True
 """Filter learning (SPEC section 3): SGD one update per block, and the
 normal equations of the closed-form least-squares fit.
 
@@ -12,7 +12,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from _activation cimport activate, IDENTITY, RELU, CLIP
-from _batch cimport FIELDS, HEIGHT, OFFSET, WIDTH
+from _batch cimport FIELDS, HEIGHT, OFFSET, WIDTH, fits
 
 
 cdef void _sgd_channels(const floating* originals, const Py_ssize_t* orig_geom,
@@ -86,6 +86,9 @@ def sgd(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
     cdef Py_ssize_t n_channels = params.shape[0]
     cdef Py_ssize_t n_groups = min(n_threads, n_channels), g
     cdef const Py_ssize_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
+    assert fits(orig_geom, n_channels, originals.shape[0])
+    assert fits(target_geom, n_channels, targets.shape[0])
+    assert params.shape[1] > kh * kw and sq_err.shape[1] >= epochs
     with nogil:
         for g in prange(n_groups, num_threads=n_threads, schedule="static", chunksize=1):
             _sgd_channels(&originals[0], &orig_geom[0, 0], &targets[0], &target_geom[0, 0],
@@ -111,6 +114,10 @@ def sgd_each(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
     cdef Py_ssize_t n_channels = params.shape[0] // orig_geom.shape[0]
     cdef Py_ssize_t n_planes = params.shape[0], plane, n, c, start
     cdef const Py_ssize_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
+    assert fits(orig_geom, n_channels, originals.shape[0])
+    assert fits(target_geom, n_channels, targets.shape[0])
+    assert params.shape[1] > kh * kw and sq_err.shape[1] >= epochs
+    assert order_start.shape[0] == orig_geom.shape[0] + 1
     with nogil:
         for plane in prange(n_planes, num_threads=n_threads, schedule="dynamic"):
             n = plane // n_channels
@@ -184,6 +191,9 @@ def normal_equations(const floating[::1] originals, const Py_ssize_t[:, ::1] ori
     ``acc`` must be zeroed by the caller; see ``_normal_channel`` for its layout.
     """
     cdef Py_ssize_t n_channels = acc.shape[0], c
+    assert fits(orig_geom, n_channels, originals.shape[0])
+    assert fits(target_geom, n_channels, targets.shape[0])
+    assert kh * kw + with_bias <= 1024
     with nogil:
         for c in prange(n_channels, num_threads=n_threads, schedule="static", chunksize=1):
             _normal_channel(&originals[0], &orig_geom[0, 0], &targets[0], &target_geom[0, 0],

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, cdivision=True
 """The reverse solve (SPEC section 4, paper eq. 3 with the smoothing trick).
 
 Which pixels of a block are still unsolved needs no mask: a pixel is solved
@@ -14,7 +14,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 
 from _activation cimport activate
-from _batch cimport FIRST_ROW, HEIGHT, OFFSET, WIDTH, batch_rows, image_of_row
+from _batch cimport FIRST_ROW, HEIGHT, OFFSET, WIDTH, batch_rows, fits, image_of_row
 
 
 cdef inline floating _solve_pixel(floating w, floating x, floating* total, double eps,
@@ -153,6 +153,8 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
     cdef const Py_ssize_t* in_geom = &src_geom[0, 0]
     cdef const Py_ssize_t* out_geom = &dst_geom[0, 0]
     cdef Py_ssize_t row, n, r, P, plane, c, in_w, row_len
+    assert fits(src_geom, n_channels, src.shape[0]) and fits(dst_geom, n_channels, dst.shape[0])
+    assert kernel.shape[0] in (n_channels, n_images * n_channels)
     cdef bint gaps = stride_h > kh or stride_w > kw
     cdef bint border = False
     for n in range(n_images):

@@ -48,6 +48,27 @@ def test_build_record_agrees_with_the_extension():
     assert bool(info["build"]["flags"]) == info["openmp"]
 
 
+def test_debug_build_asserts_on_a_bad_geometry():
+    """In a debug build (REVDECONV_DEBUG=1) the compiled wrappers check what the façade
+    hands them: a geometry that points past a buffer is an AssertionError, not a crash."""
+    build = revdeconv.config()["build"]
+    if not (revdeconv.compiled_available() and build and build["debug"]):
+        pytest.skip("not a debug build")
+    import numpy as np
+    from revdeconv import _convolve
+    src = np.zeros(27)
+    geometry = np.array([[0, 3, 3, 0]], dtype=np.intp)
+    too_far = np.array([[10, 3, 3, 0]], dtype=np.intp)
+    kernel = np.ones((3, 3, 3))
+    with pytest.raises(AssertionError):
+        _convolve.convolve(src, too_far, kernel, np.zeros(3), np.zeros(3),
+                           np.array([[0, 1, 1, 0]], dtype=np.intp), np.empty((0, 0)),
+                           3, 3, 2, 1)
+    out = np.zeros(3)
+    _convolve.convolve(src, geometry, kernel, np.zeros(3), out,
+                       np.array([[0, 1, 1, 0]], dtype=np.intp), np.empty((0, 0)), 3, 3, 2, 1)
+
+
 def test_show_config_reports_backend_openmp_threads(capsys):
     revdeconv.show_config()
     out = capsys.readouterr().out
