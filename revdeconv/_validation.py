@@ -7,7 +7,8 @@ to; a conversion makes a copy only when one is needed.
 
 Dtype policy (as scikit-image's): float32 stays float32, float64 stays
 float64, float16 becomes float32; integer images are scaled by their
-dtype's maximum (uint8 255 -> 1.0) and booleans become 0/1, both as float64.
+dtype's maximum (uint8 255 -> 1.0), to float64. Boolean arrays (a mask fed
+by mistake, most likely) are rejected, as are complex and object arrays.
 """
 
 import numbers
@@ -88,7 +89,10 @@ def check_choice(value, name, choices):
 
 def _as_numeric_array(value, name):
     array = np.asarray(value)
-    if array.dtype.kind not in "biuf":
+    if array.dtype.kind == "b":
+        raise TypeError(f"{name} must hold numbers, got a boolean array; "
+                        f"use {name}.astype(float) for 0/1 values")
+    if array.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be a real-valued array, got dtype {array.dtype}")
     return array
 

@@ -21,6 +21,8 @@ CONVOLVE_ERRORS = [
     (dict(image=np.ones((0, 4))), ValueError, "image must not be empty"),
     (dict(image=np.ones((4, 4), dtype=complex)), TypeError, "image must be a real-valued"),
     (dict(image=np.array([["a"]])), TypeError, "image must be a real-valued"),
+    (dict(image=np.ones((5, 5), dtype=bool)), TypeError, "image must hold numbers, got a boolean"),
+    (dict(kernel=np.ones((3, 3), dtype=bool)), TypeError, "kernel must hold numbers"),
     (dict(image=[]), ValueError, "image must not be an empty list"),
     (dict(image=[np.ones((5, 5)), np.ones((5, 5, 2))]), ValueError, "must all be 2-D"),
     (dict(image=[np.ones((5, 5, 3)), np.ones((5, 5, 2))]), ValueError, r"image\[1\] has 2 channels"),
@@ -117,7 +119,7 @@ def test_zoom_rejects():
 
 @pytest.mark.parametrize("dtype, expected", [
     (np.float16, np.float32), (np.float32, np.float32), (np.float64, np.float64),
-    (np.uint8, np.float64), (np.uint16, np.float64), (np.int32, np.float64), (bool, np.float64),
+    (np.uint8, np.float64), (np.uint16, np.float64), (np.int32, np.float64),
     (np.dtype(">f8"), np.float64), (np.dtype(">f4"), np.float32),
 ])
 def test_dtype_policy(dtype, expected, backend):

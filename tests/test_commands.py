@@ -780,3 +780,18 @@ def test_deconvolve_reports_two_inputs_with_one_stem(pairs, kernel_set):
     spec = kernel_set["a"]
     assert_output(pairs.root / "out" / "a.npy",
                   revdeconv.deconvolve(np.load(pairs.filt / "a.npy"), spec.kernel), "npy")
+
+
+def test_a_decompression_bomb_is_reported_and_the_rest_completes(tmp_path):
+    """Pillow's limit is kept: a file claiming 20000x20000 pixels is refused, not decoded."""
+    from test_io import _png_claiming_size
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _png_claiming_size(folder / "bomb.png", 20000, 20000)
+    save_image(folder / "good.png", np.random.default_rng(0).random((30, 36, 3)))
+    run = subprocess.run([sys.executable, "-m", "revdeconv", "filter", str(folder),
+                          "--kernel", "blur", "--out", str(tmp_path / "out")],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 1
+    assert "bomb.png" in run.stderr and "1 done, 1 failed" in run.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["good.png"]
