@@ -50,11 +50,14 @@ def images(n, rng):
     return out
 
 
+# The child's own peak: VmHWM of its address space. (ru_maxrss would not do: Linux
+# carries the parent's peak at fork into the child's ru_maxrss.)
 _CHILD = """
-import resource, sys
+import sys
 from revdeconv.cli import main
 status = main(sys.argv[1:])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)   # KiB on Linux
+with open("/proc/self/status") as f:
+    print(next(line.split()[1] for line in f if line.startswith("VmHWM:")))   # KiB
 sys.exit(status)
 """
 
@@ -75,8 +78,17 @@ def main(argv=None):
     parser.add_argument("--folder-images", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--chunk", type=int, default=64)
+    parser.add_argument("--only", choices=["pipeline", "folder"],
+                        help="run one of the two parts")
     args = parser.parse_args(argv)
     revdeconv.show_config()
+    if args.only != "folder":
+        run_pipeline(args)
+    if args.only != "pipeline":
+        run_folder(args)
+
+
+def run_pipeline(args):
     rng = np.random.default_rng(0)
     stack = images(args.images, rng)
 
@@ -97,6 +109,8 @@ def main(argv=None):
         print(f"{name:<22}{count:>8}{seconds:>10.3f}{rate:>11.1f}{rate / numpy_rate:>9.1f}x")
     print(f"2 threads / 1 thread: {rows[0][2] / rows[1][2]:.2f}x")
 
+
+def run_folder(args):
     n = args.folder_images
     print(f"\n2. a folder of {n} PNG images 180x250 RGB, --chunk {args.chunk}")
     with tempfile.TemporaryDirectory() as tmp:
