@@ -2,6 +2,7 @@
 threads calling at once, and no memory growth over many calls."""
 
 import gc
+import os
 import resource
 import threading
 import tracemalloc
@@ -178,4 +179,6 @@ def test_ten_thousand_calls_do_not_grow_memory(backend):
     tracemalloc.stop()
     rss_growth = _rss_kib() - rss_before
     assert end - start < 256 * 1024, f"Python heap grew by {end - start} bytes"
-    assert rss_growth < 16 * 1024, f"resident memory grew by {rss_growth} KiB"
+    # AddressSanitizer keeps freed memory in quarantine on purpose (tools/sanitize.sh).
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        assert rss_growth < 16 * 1024, f"resident memory grew by {rss_growth} KiB"
