@@ -77,41 +77,41 @@ def convolve(images, kernel, bias, stride, activation, n_threads):
     return outputs
 
 
-def sgd(originals, targets, kernel, bias, stride, lr, epochs, learn_bias,
-        activation, order, n_threads):
-    n_channels, kh, kw = kernel.shape
-    params = _padded_rows(n_channels, kh * kw + 1, kernel.dtype)
-    params[:, :kh * kw] = kernel.reshape(n_channels, -1)
-    params[:, kh * kw] = bias
-    sq_err = _padded_rows(n_channels, epochs, np.float64)
+def _sgd(learn, originals, targets, kernel, bias, epochs, order, *args):
+    """Run ``learn`` (``_learn.sgd`` or ``_learn.sgd_each``) on kernels ``(..., kh, kw)``
+    and biases ``(...)``, each channel's state in a padded row of its own; return the
+    learned kernels, biases and squared errors ``(..., epochs)``."""
+    lead, (kh, kw) = kernel.shape[:-2], kernel.shape[-2:]
+    n_rows = int(np.prod(lead))
+    params = _padded_rows(n_rows, kh * kw + 1, kernel.dtype)
+    params[:, :kh * kw] = kernel.reshape(n_rows, -1)
+    params[:, kh * kw] = bias.reshape(-1)
+    sq_err = _padded_rows(n_rows, epochs, np.float64)
     src, src_geom = _pack(originals)
     tgt, tgt_geom = _pack(targets)
     order = np.empty(0, dtype=np.intp) if order is None else order
-    _learn.sgd(src, src_geom, tgt, tgt_geom, params, sq_err, order, kh, kw,
-               stride[0], stride[1], lr, epochs, learn_bias,
-               ACTIVATION_CODES[activation], n_threads)
-    learned = params[:, :kh * kw].reshape(n_channels, kh, kw).copy()
-    return learned, params[:, kh * kw].copy(), sq_err[:, :epochs].copy()
+    learn(src, src_geom, tgt, tgt_geom, params, sq_err, order, *args)
+    return (params[:, :kh * kw].reshape(kernel.shape).copy(),
+            params[:, kh * kw].reshape(lead).copy(),
+            sq_err[:, :epochs].reshape(lead + (epochs,)).copy())
+
+
+def sgd(originals, targets, kernel, bias, stride, lr, epochs, learn_bias,
+        activation, order, n_threads):
+    _, kh, kw = kernel.shape
+    return _sgd(_learn.sgd, originals, targets, kernel, bias, epochs, order, kh, kw,
+                stride[0], stride[1], lr, epochs, learn_bias, ACTIVATION_CODES[activation],
+                n_threads)
 
 
 def sgd_each(originals, targets, kernels, biases, stride, lr, epochs, learn_bias,
              activation, order, n_threads):
-    n_pairs, n_channels, kh, kw = kernels.shape
-    params = _padded_rows(n_pairs * n_channels, kh * kw + 1, kernels.dtype)
-    params[:, :kh * kw] = kernels.reshape(n_pairs * n_channels, -1)
-    params[:, kh * kw] = biases.reshape(-1)
-    sq_err = _padded_rows(n_pairs * n_channels, epochs, np.float64)
-    src, src_geom = _pack(originals)
-    tgt, tgt_geom = _pack(targets)
-    order = np.empty(0, dtype=np.intp) if order is None else order
+    _, _, kh, kw = kernels.shape
     blocks = [epochs * target.shape[0] * target.shape[1] for target in targets]
     order_start = np.concatenate([[0], np.cumsum(blocks)]).astype(np.intp)
-    _learn.sgd_each(src, src_geom, tgt, tgt_geom, params, sq_err, order, order_start, kh, kw,
-                    stride[0], stride[1], lr, epochs, learn_bias,
-                    ACTIVATION_CODES[activation], n_threads)
-    learned = params[:, :kh * kw].reshape(n_pairs, n_channels, kh, kw).copy()
-    return (learned, params[:, kh * kw].reshape(n_pairs, n_channels).copy(),
-            sq_err[:, :epochs].reshape(n_pairs, n_channels, epochs).copy())
+    return _sgd(_learn.sgd_each, originals, targets, kernels, biases, epochs, order,
+                order_start, kh, kw, stride[0], stride[1], lr, epochs, learn_bias,
+                ACTIVATION_CODES[activation], n_threads)
 
 
 def normal_equations(originals, targets, kernel_shape, stride, with_bias,

@@ -33,7 +33,7 @@ Examples
 import numpy as np
 
 from . import convolution, learning, reverse
-from ._validation import stacked_view
+from ._validation import as_kernel, stacked_view
 
 __all__ = ["convolve", "learn", "deconvolve", "mae"]
 
@@ -165,9 +165,10 @@ def deconvolve(filtered, kernels, **options):
         shapes = {np.shape(k)[-2:] for k in kernels}
         if len(shapes) != 1:
             raise ValueError(f"kernels must share one size, got {sorted(shapes)}")
-        channels = arrays[0].shape[2] if np.ndim(arrays[0]) == 3 else 1
-        kernels = np.stack([np.broadcast_to(np.asarray(k), (channels,) + np.shape(k)[-2:])
-                            if np.ndim(k) == 2 else np.asarray(k) for k in kernels])
+        # Each as (C, kh, kw): a one-channel kernel serves every channel, as everywhere.
+        channels = np.shape(arrays[0])[2] if np.ndim(arrays[0]) == 3 else 1
+        kernels = np.stack([as_kernel(k, f"kernels[{n}]", channels, np.float64)
+                            for n, k in enumerate(kernels)])
     outputs = reverse.deconvolve(arrays, kernels, **options)
     return _stacked(outputs) if stacked else outputs
 

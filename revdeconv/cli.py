@@ -106,19 +106,17 @@ def _filter(args):
                    n_threads=args.threads)
     run = _run(args, "filter")
     for loaded in run.chunks(run.pending(expand_inputs(args.inputs))):
-        for group in by_channels(loaded):
-            compute = (lambda items: convolve([array for _, array in items],
-                                              _shared(spec.kernel, items), **options))
-            for (path, _), output in each_or_all(run, group, compute):
-                run.write(path, output)
+        _write_outputs(run, loaded, lambda items: convolve([item[1] for item in items],
+                                                            spec.kernel, **options))
     return run.finish()
 
 
-def _shared(kernel, items):
-    """A one-channel kernel file applies to every channel of the images."""
-    array = items[0][1]
-    channels = 1 if array.ndim == 2 else array.shape[2]
-    return kernel[0] if kernel.shape[0] == 1 and channels != 1 else kernel
+def _write_outputs(run, loaded, compute):
+    """``compute`` on each group of loaded (path, array, ...) items that one compiled
+    call can take, and each result written as that path's output."""
+    for group in by_channels(loaded):
+        for (path, *_), output in each_or_all(run, group, compute):
+            run.write(path, output)
 
 
 def _deconvolve(args):
@@ -137,17 +135,11 @@ def _deconvolve(args):
             loaded = matched
         else:
             loaded = [(path, array, spec) for path, array in loaded]
-        for group in by_channels(loaded):
-            def compute(items):
-                kernels = [_shared(item[2].kernel, [item]) for item in items]
-                first = items[0][2]
-                return deconvolve([item[1] for item in items], kernels,
-                                  stride=args.stride or first.stride,
-                                  activation=args.activation or first.activation or "clip",
-                                  eps=args.eps, output_shape=args.output_size,
-                                  n_threads=args.threads)
-            for (path, *_), output in each_or_all(run, group, compute):
-                run.write(path, output)
+        _write_outputs(run, loaded, lambda items: deconvolve(
+            [item[1] for item in items], [item[2].kernel for item in items],
+            stride=args.stride or items[0][2].stride,
+            activation=args.activation or items[0][2].activation or "clip",
+            eps=args.eps, output_shape=args.output_size, n_threads=args.threads))
     return run.finish()
 
 
