@@ -215,7 +215,9 @@ def run_experiment(images=None, *, filters=None, rates=PAPER_RATES, method="sgd"
         raise TypeError(f"author_quirks must be True or False, got {author_quirks!r}")
     options = dict(n_threads=n_threads, backend=backend)
 
-    rows, examples = [], {}
+    rows, examples = [], {}      # filled in below, filter by filter
+    result = ExperimentResult(rows, filters, rates, method, bool(author_quirks),
+                              len(originals), examples)
     total, done = len(filters) * len(rates), 0
     for name, truth in filters.items():
         stride = truth.shape
@@ -249,8 +251,6 @@ def run_experiment(images=None, *, filters=None, rates=PAPER_RATES, method="sgd"
             done += 1
             if progress is not None:
                 progress(done, total, f"{name} lr={rate:g}")
-        result = ExperimentResult(rows, filters, rates, method, bool(author_quirks),
-                                  len(originals), examples)
         try:
             best = result.best(name)
         except KeyError:            # every rate diverged: no example to show
@@ -258,8 +258,7 @@ def run_experiment(images=None, *, filters=None, rates=PAPER_RATES, method="sgd"
         example = deconvolve(filtered[0], best.kernel, stride=stride, activation="clip",
                              output_shape=regions[0], **options)
         examples[name] = (targets[0], zoomed[0], example)
-    return ExperimentResult(rows, filters, rates, method, bool(author_quirks),
-                            len(originals), examples)
+    return result
 
 
 def _row(rate, name, truth, fitted, restored, targets, mae0):

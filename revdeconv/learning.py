@@ -230,9 +230,9 @@ def _learn(original, filtered, *, each, kernel_size, stride, lr, epochs, init, b
                        n_threads) for o, t in pairs]
     else:
         kernel, offsets = _initial(init, n_channels, kernel_size, dtype)
-        rngs = [np.random.default_rng(seed) for _ in pairs] if shuffle else None
-        order = (np.concatenate([_shuffled_order(rng, t, epochs)
-                                 for rng, (_, t) in zip(rngs, pairs)]) if shuffle else None)
+        # Each group of pairs learned together draws its orders from a fresh generator.
+        order = (np.concatenate([_shuffled_order(np.random.default_rng(seed), t, epochs)
+                                 for _, t in pairs]) if shuffle else None)
         with np.errstate(over="ignore", invalid="ignore"):
             if each:
                 kernels, biases, sq_err = impl.sgd_each(
