@@ -144,7 +144,6 @@ def _deconvolve(args):
 
 
 def _learn(args):
-    from . import filters, metrics
     from .batch import learn
     from .kernel_file import save_kernel, save_kernels
     run = _run(args, "learn")
@@ -184,7 +183,7 @@ def _learn(args):
                 run.succeed()
     if args.shared and shared is not None:
         save_kernel(args.out, shared)
-        _print_filter("shared filter", shared, args.compare, filters, metrics)
+        _print_filter("shared filter", shared, args.compare)
     elif results:
         save_kernels(args.out, results)
         print(f"{len(results)} filters written to {args.out}")
@@ -193,7 +192,7 @@ def _learn(args):
             shapes.setdefault(result.kernel.shape, []).append(result.kernel)
         for shape, kernels in shapes.items():
             _print_filter(f"mean of the {len(kernels)} {shape[0]}-channel filters",
-                          np.mean(kernels, axis=0), args.compare, filters, metrics)
+                          np.mean(kernels, axis=0), args.compare)
     return run.finish()
 
 
@@ -208,7 +207,9 @@ def _by_stem(run, specs):
     return files
 
 
-def _print_filter(title, result, compare, filters, metrics):
+def _print_filter(title, result, compare):
+    """Print a filter per channel, and its error against the named filter ``compare``."""
+    from . import filters, metrics
     kernel = getattr(result, "kernel", result)
     print(f"{title}:")
     for c, channel in enumerate(kernel):
