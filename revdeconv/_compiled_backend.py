@@ -20,6 +20,10 @@ ACTIVATION_CODES = {"identity": 0, "relu": 1, "clip": 2}
 # threads owning neighbouring channels never write to the same line.
 _CACHE_LINE = 64
 
+# Pixels per stretch of a row in the stride-1 convolution: enough to amortise
+# the loop set-up, few enough that the stretch stays in the first-level cache.
+_DENSE_CHUNK_PIXELS = 64
+
 
 def _geometry(shapes, n_channels):
     """Batch geometry: per image (offset, height, width, rows before it)."""
@@ -68,10 +72,9 @@ def convolve(images, kernel, bias, stride, activation, n_threads):
     src, src_geom = _pack(images)
     dst, dst_geom, outputs = _allocate(shapes, n_channels, kernel.dtype)
     tiled = np.empty((0, 0), dtype=kernel.dtype)
-    if stride[1] == 1:     # each tap's weights repeated along a row: see _convolve.pyx
-        width = max(w for _, w in shapes)
-        taps = kernel.transpose(1, 2, 0).reshape(kh * kw, 1, n_channels)
-        tiled = np.ascontiguousarray(np.tile(taps, (1, width, 1)).reshape(kh * kw, -1))
+    if stride[1] == 1:     # taps and bias repeated along a chunk: see _convolve_row_dense
+        rows = np.concatenate([kernel.reshape(n_channels, kh * kw).T, bias[None, :]])
+        tiled = np.ascontiguousarray(np.tile(rows, (1, _DENSE_CHUNK_PIXELS)))
     _convolve.convolve(src, src_geom, kernel, bias, dst, dst_geom, tiled, stride[0], stride[1],
                        ACTIVATION_CODES[activation], n_threads)
     return outputs

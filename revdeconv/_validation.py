@@ -146,12 +146,13 @@ def common_dtype(images, names):
 def check_finite(array, name):
     """Raise ValueError when ``array`` holds a NaN or an infinity.
 
-    One float64 sum decides in the common case (it is finite exactly when every
-    pixel is, unless huge finite pixels overflow it, which the pixel-by-pixel
-    test then settles): a pass over the data, no full-size temporary.
+    One sum in the array's own dtype decides in the common case (it is finite
+    exactly when every pixel is, unless huge finite pixels overflow it, which
+    the pixel-by-pixel test then settles): one vectorised pass over the data,
+    no full-size temporary and no conversion to float64.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.add.reduce(array, axis=None, dtype=np.float64)):
+        if np.isfinite(np.add.reduce(array, axis=None)):
             return
     if not np.isfinite(array).all():
         raise ValueError(f"{name} holds NaN or infinite pixels; pass nonfinite='propagate' "

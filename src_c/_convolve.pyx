@@ -9,6 +9,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from _activation cimport activate
+from _simd cimport correlate
 from _batch cimport FIRST_ROW, OFFSET, WIDTH, batch_rows, fits, image_of_row
 
 
@@ -16,18 +17,13 @@ cdef void _convolve_row(const floating* src, Py_ssize_t src_row_len,
                         const floating* kernel, const floating* bias,
                         floating* dst, Py_ssize_t out_width, Py_ssize_t n_channels,
                         Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_w,
-                        const floating* tiled, Py_ssize_t tiled_len,
                         int activation) noexcept nogil:
-    """One output row; ``src`` points at the first input row the row reads.
+    """One output row at any stride; ``src`` points at the first input row it reads.
 
     The row is accumulated one kernel tap ``(i, j)`` at a time, in raster
-    order, over all its pixels: every output pixel still sums its products
-    in raster order (as the NumPy fallback does, so both round alike), but
-    consecutive additions go to different pixels instead of forming one
-    long dependency chain. At stride 1 (``tiled`` not NULL) the pixels a tap
-    reads are contiguous, channels included, and ``tiled`` holds each tap's
-    weights repeated along a row (``tiled[tap * tiled_len + q*C + c] =
-    K[c, i, j]``), so the tap loop is a plain, vectorisable multiply-add.
+    order, over all its pixels: every output pixel sums its products in raster
+    order (as the NumPy fallback does, so both round alike), and consecutive
+    additions go to different pixels instead of forming one dependency chain.
     """
     cdef Py_ssize_t q, c, i, j, t
     cdef Py_ssize_t row_len = out_width * n_channels
@@ -35,28 +31,44 @@ cdef void _convolve_row(const floating* src, Py_ssize_t src_row_len,
     cdef const floating* taps
     cdef floating* out
     cdef floating weight
-    cdef const floating* weights
     for t in range(row_len):
         dst[t] = 0
-    if tiled != NULL:
-        for i in range(kh):
-            for j in range(kw):
-                taps = src + i * src_row_len + j * n_channels
-                weights = tiled + (i * kw + j) * tiled_len
-                for t in range(row_len):
-                    dst[t] += weights[t] * taps[t]
-    else:
-        for i in range(kh):
-            for j in range(kw):
-                for c in range(n_channels):
-                    weight = kernel[(c * kh + i) * kw + j]
-                    taps = src + i * src_row_len + j * n_channels + c
-                    out = dst + c
-                    for q in range(out_width):
-                        out[q * n_channels] += weight * taps[q * step]
+    for i in range(kh):
+        for j in range(kw):
+            for c in range(n_channels):
+                weight = kernel[(c * kh + i) * kw + j]
+                taps = src + i * src_row_len + j * n_channels + c
+                out = dst + c
+                for q in range(out_width):
+                    out[q * n_channels] += weight * taps[q * step]
     for q in range(out_width):
         for c in range(n_channels):
             dst[q * n_channels + c] = activate(dst[q * n_channels + c] + bias[c], activation)
+
+
+cdef void _convolve_row_dense(const floating* src, Py_ssize_t src_row_len,
+                              const floating* tiled, Py_ssize_t chunk,
+                              floating* dst, Py_ssize_t row_len, Py_ssize_t n_channels,
+                              Py_ssize_t kh, Py_ssize_t kw, int activation) noexcept nogil:
+    """One output row at stride 1, in the same order of operations as ``_convolve_row``.
+
+    At stride 1 the values a tap reads are contiguous, channels included, so
+    the row is a sum of weighted, shifted stretches of the input rows, which
+    ``correlate`` (``_simd.pxd``) vectorises. ``tiled`` row ``tap`` holds that
+    tap's weights repeated along ``chunk`` values (``tiled[tap, q*C + c] =
+    K[c, i, j]``) and its last row the bias, likewise. The row goes ``chunk``
+    values at a time so that the weights stay in the first-level cache.
+    """
+    cdef Py_ssize_t start = 0, t, n
+    cdef floating* out
+    cdef const floating* bias = tiled + kh * kw * chunk
+    while start < row_len:           # (a Cython range needs a constant step)
+        n = min(chunk, row_len - start)
+        out = dst + start
+        correlate(out, src + start, src_row_len, tiled, chunk, kh, kw, n_channels, n)
+        for t in range(n):
+            out[t] = activate(out[t] + bias[t], activation)
+        start += chunk
 
 
 def convolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
@@ -68,8 +80,8 @@ def convolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
 
     ``src_geom`` and ``dst_geom`` describe the batch (see ``_batch.pxd``). The
     output rows of all images are shared out between the threads in one
-    parallel loop. ``tiled`` is empty, or at stride 1 the kernel's taps
-    repeated along the widest output row (see ``_convolve_row``).
+    parallel loop. ``tiled`` is empty, or at stride 1 the kernel's taps and
+    bias repeated along a chunk of a row (see ``_convolve_row_dense``).
     """
     cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
     cdef Py_ssize_t n_images = dst_geom.shape[0]
@@ -85,8 +97,13 @@ def convolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
             p = row - dst_geom[n, FIRST_ROW]
             src_row_len = src_geom[n, WIDTH] * n_channels
             dst_row_len = dst_geom[n, WIDTH] * n_channels
-            _convolve_row(&src[src_geom[n, OFFSET] + p * stride_h * src_row_len], src_row_len,
-                          &kernel[0, 0, 0], &bias[0],
-                          &dst[dst_geom[n, OFFSET] + p * dst_row_len],
-                          dst_geom[n, WIDTH], n_channels, kh, kw, stride_w,
-                          tiled_taps, tiled.shape[1], activation)
+            if tiled_taps != NULL:
+                _convolve_row_dense(&src[src_geom[n, OFFSET] + p * stride_h * src_row_len],
+                                    src_row_len, tiled_taps, tiled.shape[1],
+                                    &dst[dst_geom[n, OFFSET] + p * dst_row_len],
+                                    dst_row_len, n_channels, kh, kw, activation)
+            else:
+                _convolve_row(&src[src_geom[n, OFFSET] + p * stride_h * src_row_len],
+                              src_row_len, &kernel[0, 0, 0], &bias[0],
+                              &dst[dst_geom[n, OFFSET] + p * dst_row_len],
+                              dst_geom[n, WIDTH], n_channels, kh, kw, stride_w, activation)

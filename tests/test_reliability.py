@@ -35,8 +35,9 @@ def test_nonfinite_pixels_are_rejected(value, call, name, backend):
         call(image)
 
 
-def test_huge_finite_pixels_are_not_mistaken_for_infinite(backend):
-    image = np.full((6, 6), 1e308)          # their float64 sum overflows; each is finite
+@pytest.mark.parametrize("dtype, huge", [(np.float64, 1e308), (np.float32, 3e38)])
+def test_huge_finite_pixels_are_not_mistaken_for_infinite(dtype, huge, backend):
+    image = np.full((6, 6), huge, dtype=dtype)   # their sum overflows; each is finite
     out = revdeconv.convolve(image, np.full((3, 3), 1e-9), activation="identity",
                              backend=backend)
     assert np.isfinite(out).all()
