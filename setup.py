@@ -24,7 +24,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ["_convolve", "_learn", "_reverse", "_openmp_helpers"]
+KERNELS = ["_convolve", "_learn", "_reverse", "_measure", "_openmp_helpers"]
 
 OPENMP_PROBE = textwrap.dedent(
     """

@@ -13,7 +13,7 @@ import warnings
 from . import _numpy_backend
 from ._validation import as_int
 
-COMPILED_MODULES = ("_openmp_helpers", "_convolve", "_learn", "_reverse")
+COMPILED_MODULES = ("_openmp_helpers", "_convolve", "_learn", "_reverse", "_measure")
 
 try:
     # One by one, so that a missing module is named in the error.

@@ -9,10 +9,10 @@ image is passed as a view: nothing is copied.
 
 import numpy as np
 
-from . import _convolve, _learn, _reverse
+from . import _convolve, _learn, _measure, _reverse
 from ._validation import back_to_back, output_size
 
-__all__ = ["convolve", "sgd", "normal_equations", "deconvolve"]
+__all__ = ["convolve", "sgd", "normal_equations", "deconvolve", "mae"]
 
 ACTIVATION_CODES = {"identity": 0, "relu": 1, "clip": 2}
 
@@ -146,3 +146,12 @@ def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads
                         n_channels, stride[0], stride[1], eps, ACTIVATION_CODES[activation],
                         n_threads)
     return outputs
+
+
+def mae(images, references, n_threads):
+    """``images[n]`` and ``references[n]`` share a shape and one float dtype."""
+    a, geometry = _pack(images)
+    b, _ = _pack(references)
+    out = np.empty(len(images))
+    _measure.mean_abs_diff(a, b, geometry, out, images[0].shape[2], n_threads)
+    return out

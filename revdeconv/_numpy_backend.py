@@ -19,7 +19,7 @@ import numpy as np
 
 from ._validation import output_size
 
-__all__ = ["convolve", "sgd", "normal_equations", "deconvolve"]
+__all__ = ["convolve", "sgd", "normal_equations", "deconvolve", "mae"]
 
 
 def _activate(values, activation):
@@ -218,3 +218,9 @@ def _solve_overlapping_blocks(x, y, kernel, small, stride, activation):
                     for j in range(first_col, kw):
                         block[i, j], total = _solve_pixel(
                             kernel[:, i, j], small[:, i, j], value, total, activation)
+
+
+def mae(images, references, n_threads=None):
+    """Mean absolute difference of each pair, the difference taken in float64."""
+    return np.array([np.mean(np.abs(np.subtract(a, b, dtype=np.float64)))
+                     for a, b in zip(images, references)])

@@ -9,6 +9,9 @@ from cython cimport floating
 from cython.parallel cimport prange
 
 from _activation cimport activate
+
+cdef enum:
+    STRIDED_CHUNK = 64
 from _simd cimport correlate
 from _batch cimport FIRST_ROW, OFFSET, WIDTH, batch_rows, fits, image_of_row
 
@@ -25,7 +28,7 @@ cdef void _convolve_row(const floating* src, Py_ssize_t src_row_len,
     order (as the NumPy fallback does, so both round alike), and consecutive
     additions go to different pixels instead of forming one dependency chain.
     """
-    cdef Py_ssize_t q, c, i, j, t
+    cdef Py_ssize_t q, c, i, j, t, first = 0, n
     cdef Py_ssize_t row_len = out_width * n_channels
     cdef Py_ssize_t step = stride_w * n_channels
     cdef const floating* taps
@@ -33,14 +36,19 @@ cdef void _convolve_row(const floating* src, Py_ssize_t src_row_len,
     cdef floating weight
     for t in range(row_len):
         dst[t] = 0
-    for i in range(kh):
-        for j in range(kw):
-            for c in range(n_channels):
-                weight = kernel[(c * kh + i) * kw + j]
-                taps = src + i * src_row_len + j * n_channels + c
-                out = dst + c
-                for q in range(out_width):
-                    out[q * n_channels] += weight * taps[q * step]
+    # A stretch of STRIDED_CHUNK output pixels at a time, so that the input
+    # it reads stays in the first-level cache across the kh * kw * C passes.
+    while first < out_width:
+        n = min(STRIDED_CHUNK, out_width - first)
+        for i in range(kh):
+            for j in range(kw):
+                for c in range(n_channels):
+                    weight = kernel[(c * kh + i) * kw + j]
+                    taps = src + i * src_row_len + (first * stride_w + j) * n_channels + c
+                    out = dst + first * n_channels + c
+                    for q in range(n):
+                        out[q * n_channels] += weight * taps[q * step]
+        first += STRIDED_CHUNK
     for q in range(out_width):
         for c in range(n_channels):
             dst[q * n_channels + c] = activate(dst[q * n_channels + c] + bias[c], activation)

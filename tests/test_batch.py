@@ -103,13 +103,42 @@ def test_contiguous_stack_is_not_copied(stack):
     assert out.flags.writeable and out.base is not None       # a view on one output buffer
 
 
-def test_mae_matches_metrics(stack):
+def test_mae_matches_metrics(stack, backend):
     other = stack[::-1]
-    np.testing.assert_array_equal(batch.mae(stack, other),
-                                  [revdeconv.metrics.mae(a, b) for a, b in zip(stack, other)])
+    np.testing.assert_allclose(batch.mae(stack, other, backend=backend),
+                               [revdeconv.metrics.mae(a, b) for a, b in zip(stack, other)],
+                               rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8, np.int16])
+def test_mae_of_pairs_of_any_shape_and_dtype(dtype, backend, rng):
+    # Pairs of different shapes and channel counts in one call; ints compared
+    # exactly, as metrics.mae compares them (no scaling).
+    shapes = [(5, 7, 3), (9, 4), (1, 1, 1), (6, 11, 2)]
+    images = [(rng.random(s) * 200).astype(dtype) for s in shapes]
+    references = [(rng.random(s) * 200).astype(dtype) for s in shapes]
+    expected = [revdeconv.metrics.mae(a, b) for a, b in zip(images, references)]
+    np.testing.assert_allclose(batch.mae(images, references, backend=backend), expected,
+                               rtol=1e-14, atol=0)
+
+
+def test_mae_propagates_nan_and_agrees_across_threads(backend, rng):
+    images = rng.random((6, 20, 30, 3)).astype(np.float32)
+    references = rng.random((6, 20, 30, 3)).astype(np.float32)
+    images[2, 4, 5, 1] = np.nan
+    one = batch.mae(images, references, backend=backend, n_threads=1)
+    two = batch.mae(images, references, backend=backend, n_threads=2)
+    np.testing.assert_array_equal(one, two)
+    assert np.isnan(one[2]) and np.isfinite(np.delete(one, 2)).all()
 
 
 @pytest.mark.parametrize("call, error, match", [
+    (lambda s: batch.mae(s, s[:-1]), ValueError, "images but"),
+    (lambda s: batch.mae(s, s[:, :-1]), ValueError, r"images\[0\] and references\[0\] must have one shape"),
+    (lambda s: batch.mae(s, s.astype(complex)), TypeError, r"references\[0\] must be a real"),
+    (lambda s: batch.mae(s[:, :0], s[:, :0]), ValueError, "must not be empty"),
+    (lambda s: batch.mae(s, s, n_threads=0), ValueError, "n_threads"),
+    (lambda s: batch.mae(s, s, backend="gpu"), ValueError, "backend"),
     (lambda s: batch.convolve(s[0, 0], filters.BLUR), ValueError, r"\(N, H, W\)"),
     (lambda s: batch.convolve([], filters.BLUR), ValueError, "at least one image"),
     (lambda s: batch.convolve(s[:0], filters.BLUR), ValueError, "at least one image"),
