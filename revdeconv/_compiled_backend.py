@@ -20,8 +20,9 @@ ACTIVATION_CODES = {"identity": 0, "relu": 1, "clip": 2}
 # threads owning neighbouring channels never write to the same line.
 _CACHE_LINE = 64
 
-# Pixels per stretch of a row in the stride-1 convolution: enough to amortise
-# the loop set-up, few enough that the stretch stays in the first-level cache.
+# Pixels per stretch of a row in the stride-1 convolution and the disjoint
+# reverse solve: enough to amortise the loop set-up, few enough that the
+# stretch and its kernel stay in the first-level cache.
 _DENSE_CHUNK_PIXELS = 64
 
 
@@ -122,15 +123,18 @@ def normal_equations(originals, targets, kernel_shape, stride, with_bias,
     kh, kw = kernel_shape
     n_channels = originals[0].shape[2]
     m = kh * kw + bool(with_bias)
-    acc = _padded_rows(n_channels, m * m + m + 1, np.float64)
+    ld = (m + 1 + 3) // 4 * 4          # a design row, its target, then zeros
+    acc = _padded_rows(n_channels, ld * ld + 1, np.float64)
+    rows = _padded_rows(n_threads, _learn.DESIGN_ROWS * ld, np.float64)
     src, src_geom = _pack(originals)
     tgt, tgt_geom = _pack(targets)
-    _learn.normal_equations(src, src_geom, tgt, tgt_geom, acc, kh, kw, stride[0], stride[1],
-                            with_bias, ACTIVATION_CODES[activation], n_threads)
-    upper = acc[:, :m * m].reshape(n_channels, m, m)
-    # The kernel fills the upper triangle only; mirror it.
-    gram = np.triu(upper) + np.triu(upper, 1).transpose(0, 2, 1)
-    return gram, acc[:, m * m:m * m + m].copy(), acc[:, m * m + m].copy()
+    _learn.normal_equations(src, src_geom, tgt, tgt_geom, acc, rows, kh, kw, stride[0],
+                            stride[1], with_bias, ACTIVATION_CODES[activation], n_threads)
+    full = acc[:, :ld * ld].reshape(n_channels, ld, ld)
+    # The kernel fills the upper triangle (and a little more); mirror it.
+    upper = np.triu(full[:, :m, :m])
+    gram = upper + np.triu(upper, 1).transpose(0, 2, 1)
+    return gram, full[:, :m, m].copy(), acc[:, ld * ld].copy()
 
 
 def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads):
@@ -138,13 +142,16 @@ def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads
     n_channels, kh, kw = kernel.shape[-3:]
     src, src_geom = _pack(images)
     dst, dst_geom, outputs = _allocate(output_shapes, n_channels, kernel.dtype)
-    # One row of running block sums per thread, used when blocks are disjoint.
+    # When blocks are disjoint, each thread lays the kernel out along a stretch
+    # of a row and keeps running sums and solved values there (see _reverse.pyx).
     disjoint = stride[0] >= kh and stride[1] >= kw
-    width = max(image.shape[1] for image in images) * n_channels if disjoint else 0
-    scratch = _padded_rows(n_threads if disjoint else 1, width, kernel.dtype)
+    chunk = _DENSE_CHUNK_PIXELS * n_channels
+    scratch = _padded_rows(n_threads if disjoint else 1,
+                           (2 * kh * kw + 2) * chunk if disjoint else 0, kernel.dtype)
+    tiled_for = np.full(n_threads, -1, dtype=np.intp)
     _reverse.deconvolve(src, src_geom, kernel.reshape(-1, kh, kw), dst, dst_geom, scratch,
-                        n_channels, stride[0], stride[1], eps, ACTIVATION_CODES[activation],
-                        n_threads)
+                        tiled_for, chunk, n_channels, stride[0], stride[1], eps,
+                        ACTIVATION_CODES[activation], n_threads)
     return outputs
 
 

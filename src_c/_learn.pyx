@@ -10,10 +10,14 @@ every shape; nothing here checks its input.
 
 from libc.stdlib cimport free, malloc
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 
 from _activation cimport activate, IDENTITY, RELU, CLIP
 from _batch cimport FIELDS, HEIGHT, OFFSET, WIDTH, fits
+from _simd cimport gram_update
+
+cdef enum:
+    ROWS = 64       # design rows gathered before they are added to the Gram matrix
 
 
 cdef void _sgd_channels(const floating* originals, const Py_ssize_t* orig_geom,
@@ -177,22 +181,24 @@ cdef inline bint _in_linear_range(double target, int activation) noexcept nogil:
 cdef void _normal_channel(const floating* originals, const Py_ssize_t* orig_geom,
                           const floating* targets, const Py_ssize_t* target_geom,
                           Py_ssize_t n_pairs, Py_ssize_t n_channels, Py_ssize_t channel,
-                          double* acc, Py_ssize_t kh, Py_ssize_t kw,
-                          Py_ssize_t stride_h, Py_ssize_t stride_w, bint with_bias,
-                          int activation) noexcept nogil:
-    """Accumulate ``X^T X`` (upper triangle), ``X^T t`` and the row count.
+                          double* acc, double* rows, Py_ssize_t ld, Py_ssize_t kh,
+                          Py_ssize_t kw, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                          bint with_bias, int activation) noexcept nogil:
+    """Accumulate the Gram matrix of the design rows, augmented by the target.
 
-    ``acc`` holds the ``m x m`` Gram matrix, then ``m`` right-hand sides, then
-    the count, where ``m = kh*kw (+1 with a bias column of ones)``.
+    A design row is a block's pixels (then 1 with a bias), then the target,
+    then zeros up to ``ld``, a multiple of 4; ``rows`` holds ``ROWS`` of them,
+    zeroed by the caller. ``acc`` holds the ``ld x ld`` Gram matrix (the upper
+    triangle is filled: ``X^T X``, then ``X^T t`` in column ``m``), then the
+    number of rows. Rows are gathered ``ROWS`` at a time, then added by
+    ``gram_update`` (``_simd.pxd``), which keeps a tile of sums in registers.
     """
-    cdef Py_ssize_t n, p, q, a, b, i, j, width, out_width
+    cdef Py_ssize_t n, p, q, i, j, width, out_width, n_rows = 0
     cdef Py_ssize_t kk = kh * kw
     cdef Py_ssize_t m = kk + with_bias
-    cdef double* gram = acc
-    cdef double* rhs = acc + m * m
     cdef const floating* block
-    cdef double target, va
-    cdef double row[1024]   # never overflows: the caller caps kh*kw + bias at 1024
+    cdef double* row
+    cdef double target
     for n in range(n_pairs):
         width = orig_geom[FIELDS * n + WIDTH]
         out_width = target_geom[FIELDS * n + WIDTH]
@@ -203,34 +209,48 @@ cdef void _normal_channel(const floating* originals, const Py_ssize_t* orig_geom
                     continue
                 block = (originals + orig_geom[FIELDS * n + OFFSET]
                          + (p * stride_h * width + q * stride_w) * n_channels + channel)
+                row = rows + n_rows * ld
                 for i in range(kh):
                     for j in range(kw):
                         row[i * kw + j] = block[(i * width + j) * n_channels]
                 if with_bias:
                     row[kk] = 1
-                for a in range(m):
-                    va = row[a]
-                    rhs[a] += va * target
-                    for b in range(a, m):
-                        gram[a * m + b] += va * row[b]
-                acc[m * m + m] += 1
+                row[m] = target
+                n_rows += 1
+                if n_rows == ROWS:
+                    gram_update(acc, rows, n_rows, ld)
+                    acc[ld * ld] += n_rows
+                    n_rows = 0
+    gram_update(acc, rows, n_rows, ld)
+    acc[ld * ld] += n_rows
 
 
 def normal_equations(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
                      const floating[::1] targets, const Py_ssize_t[:, ::1] target_geom,
-                     double[:, ::1] acc, Py_ssize_t kh, Py_ssize_t kw,
+                     double[:, ::1] acc, double[:, ::1] rows, Py_ssize_t kh, Py_ssize_t kw,
                      Py_ssize_t stride_h, Py_ssize_t stride_w, bint with_bias,
                      int activation, int n_threads):
     """Accumulate the least-squares normal equations of every channel into ``acc[c]``.
 
-    ``acc`` must be zeroed by the caller; see ``_normal_channel`` for its layout.
+    ``acc`` must be zeroed by the caller; see ``_normal_channel`` for its layout
+    (``ld`` is the least multiple of 4 above ``kh*kw + with_bias``). Threads take
+    whole channels, so a channel's sums run in the same order on any number of
+    threads; thread ``k`` gathers design rows in ``rows[k]`` (``>= ROWS * ld``
+    values, zeroed).
     """
     cdef Py_ssize_t n_channels = acc.shape[0], c
+    cdef Py_ssize_t ld = (kh * kw + with_bias + 1 + 3) // 4 * 4
     assert fits(orig_geom, n_channels, originals.shape[0])
     assert fits(target_geom, n_channels, targets.shape[0])
-    assert kh * kw + with_bias <= 1024
+    assert acc.shape[1] > ld * ld and rows.shape[0] >= n_threads
+    assert rows.shape[1] >= ROWS * ld
     with nogil:
         for c in prange(n_channels, num_threads=n_threads, schedule="static", chunksize=1):
             _normal_channel(&originals[0], &orig_geom[0, 0], &targets[0], &target_geom[0, 0],
-                            orig_geom.shape[0], n_channels, c, &acc[c, 0], kh, kw,
-                            stride_h, stride_w, with_bias, activation)
+                            orig_geom.shape[0], n_channels, c, &acc[c, 0],
+                            &rows[threadid(), 0], ld, kh, kw, stride_h, stride_w, with_bias,
+                            activation)
+
+
+#: Design rows each thread gathers before adding them up (for the caller's buffers).
+DESIGN_ROWS = ROWS

@@ -14,6 +14,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 
 from _activation cimport activate
+from _simd cimport solve_step
 from _batch cimport FIRST_ROW, HEIGHT, OFFSET, WIDTH, batch_rows, fits, image_of_row
 
 
@@ -96,44 +97,70 @@ cdef void _solve_block_row(const floating* kernel, const floating* x_row, floati
                          0 if Q == 0 else overlap_w, eps, activation)
 
 
-cdef void _solve_disjoint_row(const floating* kernel, const floating* x_row, floating* y,
-                              floating* total, Py_ssize_t in_w, Py_ssize_t row_len,
-                              Py_ssize_t n_channels, Py_ssize_t kh, Py_ssize_t kw,
-                              Py_ssize_t stride_w, double eps, int activation) noexcept nogil:
+cdef void _tile_kernel(const floating* kernel, floating* tiled, Py_ssize_t chunk,
+                       Py_ssize_t n_channels, Py_ssize_t kk, double eps) noexcept nogil:
+    """Lay out one image's kernel for ``_solve_disjoint_row``: for each tap, its
+    weights repeated along ``chunk`` values (``tiled[tap, Q*C + c] = K[c, tap]``),
+    then the divisors of eq. 3 likewise (the weight, or 0 where ``|w| <= eps``:
+    that pixel keeps its filtered value, as ``_solve_pixel`` does)."""
+    cdef Py_ssize_t tap, t
+    cdef floating w
+    for tap in range(kk):
+        for t in range(chunk):
+            w = kernel[(t % n_channels) * kk + tap]
+            tiled[tap * chunk + t] = w
+            tiled[(kk + tap) * chunk + t] = w if fabs(w) > eps else 0
+
+
+cdef void _solve_disjoint_row(const floating* tiled, const floating* x_row, floating* y,
+                              floating* totals, floating* values, Py_ssize_t chunk,
+                              Py_ssize_t in_w, Py_ssize_t row_len, Py_ssize_t n_channels,
+                              Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_w,
+                              int activation) noexcept nogil:
     """Solve a row of blocks that share no pixel, all blocks one pixel at a time.
 
     The same operations as ``_solve_block`` on each block, in the same order,
-    but interleaved across the row: consecutive steps belong to different
-    blocks, so they do not wait on each other. ``y`` is the row's top-left
-    pixel and ``total`` scratch space for ``in_w * n_channels`` running sums.
+    but across the row: value ``t = Q*C + c`` of a stretch is channel ``c`` of
+    block ``Q``, so each step of eq. 3 is one loop over contiguous values with
+    no dependence between them, which the compiler vectorises (division
+    included); the solved values are then copied to their pixels. ``tiled``
+    comes from ``_tile_kernel``; ``totals`` and ``values`` hold ``chunk``
+    values each; ``y`` is the row's top-left pixel.
     """
-    cdef Py_ssize_t i, j, c, Q, t
+    cdef Py_ssize_t i, j, Q, t, tap, start = 0, n, first_block, c
     cdef Py_ssize_t kk = kh * kw, step = stride_w * n_channels
-    cdef floating w
+    cdef const floating* w
+    cdef const floating* d
+    cdef const floating* x
     cdef floating* pixel
-    for t in range(in_w * n_channels):
-        total[t] = 0
-    for i in range(kh):
-        for j in range(kw):
-            for c in range(n_channels):
-                w = kernel[c * kk + i * kw + j]
-                for Q in range(in_w):
-                    t = Q * n_channels + c
-                    total[t] = total[t] + w * x_row[t]
-    for i in range(kh):
-        for j in range(kw):
-            for c in range(n_channels):
-                w = kernel[c * kk + i * kw + j]
-                pixel = y + i * row_len + j * n_channels + c
-                for Q in range(in_w):
-                    t = Q * n_channels + c
-                    pixel[Q * step] = _solve_pixel(w, x_row[t], &total[t], eps, activation)
+    while start < in_w * n_channels:          # chunk is a multiple of C
+        n = min(chunk, in_w * n_channels - start)
+        x = x_row + start
+        for t in range(n):
+            totals[t] = 0
+        for tap in range(kk):                 # running sums: unsolved pixels count as x
+            w = tiled + tap * chunk
+            for t in range(n):
+                totals[t] = totals[t] + w[t] * x[t]
+        first_block = start // n_channels
+        for i in range(kh):
+            for j in range(kw):
+                tap = i * kw + j
+                w = tiled + tap * chunk
+                d = tiled + (kk + tap) * chunk
+                solve_step(totals, values, x, w, d, n, activation)     # eq. 3
+                pixel = y + i * row_len + (first_block * stride_w + j) * n_channels
+                for Q in range(n // n_channels):
+                    for c in range(n_channels):
+                        pixel[Q * step + c] = values[Q * n_channels + c]
+        start += chunk
 
 
 def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
                const floating[:, :, ::1] kernel not None,
                floating[::1] dst, const Py_ssize_t[:, ::1] dst_geom,
-               floating[:, ::1] scratch, Py_ssize_t n_channels,
+               floating[:, ::1] scratch, Py_ssize_t[::1] tiled_for, Py_ssize_t chunk,
+               Py_ssize_t n_channels,
                Py_ssize_t stride_h, Py_ssize_t stride_w, double eps, int activation,
                int n_threads):
     """Reverse-solve a batch of channels-last filtered images into ``dst``.
@@ -142,8 +169,9 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
     Block rows are independent when ``stride_h >= kh``: the block rows of all
     images are then shared out between the threads in one parallel loop;
     otherwise each thread takes whole (image, channel) planes. When blocks
-    share no pixel at all, thread ``k`` keeps a row of running sums in
-    ``scratch[k]`` (``>= in_w * C`` long). ``kernel`` is ``(C, kh, kw)``, shared
+    share no pixel at all, thread ``k`` works in ``scratch[k]``, ``(2*kh*kw +
+    2) * chunk`` long (``chunk`` a multiple of C), and notes in ``tiled_for[k]``
+    (-1 at first) whose kernel it has laid out there. ``kernel`` is ``(C, kh, kw)``, shared
     by all images, or ``(N * C, kh, kw)``, one ``(C, kh, kw)`` kernel per image.
     """
     cdef Py_ssize_t kh = kernel.shape[1], kw = kernel.shape[2]
@@ -152,7 +180,7 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
     cdef Py_ssize_t n_images = src_geom.shape[0], n_planes = n_images * n_channels
     cdef const Py_ssize_t* in_geom = &src_geom[0, 0]
     cdef const Py_ssize_t* out_geom = &dst_geom[0, 0]
-    cdef Py_ssize_t row, n, r, P, plane, c, in_w, row_len
+    cdef Py_ssize_t row, n, r, P, plane, c, in_w, row_len, k
     assert fits(src_geom, n_channels, src.shape[0]) and fits(dst_geom, n_channels, dst.shape[0])
     assert kernel.shape[0] in (n_channels, n_images * n_channels)
     cdef bint gaps = stride_h > kh or stride_w > kw
@@ -179,11 +207,17 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
                 in_w = src_geom[n, WIDTH]
                 row_len = dst_geom[n, WIDTH] * n_channels
                 if stride_w >= kw:
-                    _solve_disjoint_row(weights + n * kernel_step,
+                    k = threadid()
+                    if tiled_for[k] != n * (kernel_step != 0):
+                        _tile_kernel(weights + n * kernel_step, &scratch[k, 0], chunk,
+                                     n_channels, kh * kw, eps)
+                        tiled_for[k] = n * (kernel_step != 0)
+                    _solve_disjoint_row(&scratch[k, 0],
                                         &src[src_geom[n, OFFSET] + P * in_w * n_channels],
                                         &dst[dst_geom[n, OFFSET] + P * stride_h * row_len],
-                                        &scratch[threadid(), 0], in_w, row_len, n_channels,
-                                        kh, kw, stride_w, eps, activation)
+                                        &scratch[k, 2 * kh * kw * chunk],
+                                        &scratch[k, (2 * kh * kw + 1) * chunk], chunk,
+                                        in_w, row_len, n_channels, kh, kw, stride_w, activation)
                 else:
                     _solve_block_row(weights + n * kernel_step,
                                      &src[src_geom[n, OFFSET] + P * in_w * n_channels],

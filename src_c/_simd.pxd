@@ -67,7 +67,83 @@ cdef extern from *:
     }
     REVDECONV_CORRELATE(float)
     REVDECONV_CORRELATE(double)
+
+    /* One step of eq. 3 (SPEC section 4) for n independent pixels, one per   */
+    /* block: see _reverse.pyx. The activation is switched on outside the     */
+    /* loops, and every choice is a select, so each loop vectorises.           */
+    #define REVDECONV_SOLVE_LOOP(T, ACTIVATE)                                          \
+        for (Py_ssize_t t = 0; t < n; t++) {                                           \
+            T rest = totals[t] - w[t] * x[t];                                          \
+            T v = (x[t] - rest) / d[t];                                                \
+            v = d[t] == 0 ? x[t] : v;                                                  \
+            v = ACTIVATE;                                                              \
+            totals[t] = rest + w[t] * v;                                               \
+            values[t] = v;                                                             \
+        }
+    #define REVDECONV_SOLVE(T)                                                         \
+    REVDECONV_CLONES static void revdeconv_solve_step_##T(                             \
+            T *totals, T *values, const T *x, const T *w, const T *d, Py_ssize_t n,    \
+            int activation) {                                                          \
+        if (activation == 1) {                                                         \
+            REVDECONV_SOLVE_LOOP(T, v < 0 ? 0 : v)                                     \
+        } else if (activation == 2) {                                                  \
+            REVDECONV_SOLVE_LOOP(T, v < 0 ? 0 : (v > 1 ? 1 : v))                       \
+        } else {                                                                       \
+            REVDECONV_SOLVE_LOOP(T, v)                                                 \
+        }                                                                              \
+    }
+    REVDECONV_SOLVE(float)
+    REVDECONV_SOLVE(double)
+
+    /* gram[a*ld + b] += sum over r < n of X[r*ld + a] * X[r*ld + b], on the */
+    /* 4x4 tiles on and above the diagonal (ld is a multiple of 4). Each sum  */
+    /* runs over r in order, tiles or not; a tile's 16 sums stay in registers */
+    /* while the rows go by.                                                  */
+    REVDECONV_CLONES static void revdeconv_gram_update(
+            double *gram, const double *X, Py_ssize_t n, Py_ssize_t ld) {
+        Py_ssize_t a0, b0, r;
+    #if defined(__GNUC__)
+        typedef double v4 __attribute__((vector_size(32)));
+        for (a0 = 0; a0 < ld; a0 += 4) {
+            for (b0 = a0; b0 < ld; b0 += 4) {
+                v4 s0, s1, s2, s3, xb;
+                memcpy(&s0, gram + (a0 + 0) * ld + b0, 32);
+                memcpy(&s1, gram + (a0 + 1) * ld + b0, 32);
+                memcpy(&s2, gram + (a0 + 2) * ld + b0, 32);
+                memcpy(&s3, gram + (a0 + 3) * ld + b0, 32);
+                for (r = 0; r < n; r++) {
+                    const double *row = X + r * ld;
+                    memcpy(&xb, row + b0, 32);
+                    v4 x0 = {row[a0], row[a0], row[a0], row[a0]};
+                    v4 x1 = {row[a0 + 1], row[a0 + 1], row[a0 + 1], row[a0 + 1]};
+                    v4 x2 = {row[a0 + 2], row[a0 + 2], row[a0 + 2], row[a0 + 2]};
+                    v4 x3 = {row[a0 + 3], row[a0 + 3], row[a0 + 3], row[a0 + 3]};
+                    s0 = s0 + x0 * xb;
+                    s1 = s1 + x1 * xb;
+                    s2 = s2 + x2 * xb;
+                    s3 = s3 + x3 * xb;
+                }
+                memcpy(gram + (a0 + 0) * ld + b0, &s0, 32);
+                memcpy(gram + (a0 + 1) * ld + b0, &s1, 32);
+                memcpy(gram + (a0 + 2) * ld + b0, &s2, 32);
+                memcpy(gram + (a0 + 3) * ld + b0, &s3, 32);
+            }
+        }
+    #else
+        for (r = 0; r < n; r++)
+            for (a0 = 0; a0 < ld; a0++)
+                for (b0 = a0 / 4 * 4; b0 < ld; b0++)
+                    gram[a0 * ld + b0] += X[r * ld + a0] * X[r * ld + b0];
+    #endif
+    }
     """
+    void gram_update "revdeconv_gram_update" (
+        double* gram, const double* X, Py_ssize_t n, Py_ssize_t ld) noexcept nogil
+    void solve_step_f "revdeconv_solve_step_float" (
+        float*, float*, const float*, const float*, const float*, Py_ssize_t, int) noexcept nogil
+    void solve_step_d "revdeconv_solve_step_double" (
+        double*, double*, const double*, const double*, const double*, Py_ssize_t,
+        int) noexcept nogil
     void correlate_f "revdeconv_correlate_float" (
         float*, const float*, Py_ssize_t, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
         Py_ssize_t, Py_ssize_t) noexcept nogil
@@ -85,3 +161,15 @@ cdef inline void correlate(floating* out, const floating* src, Py_ssize_t src_ro
         correlate_f(out, src, src_row_len, weights, chunk, kh, kw, n_channels, n)
     else:
         correlate_d(out, src, src_row_len, weights, chunk, kh, kw, n_channels, n)
+
+
+cdef inline void solve_step(floating* totals, floating* values, const floating* x,
+                            const floating* w, const floating* d, Py_ssize_t n,
+                            int activation) noexcept nogil:
+    """Eq. 3 for ``n`` pixels of weights ``w`` and divisors ``d`` (0: keep ``x``),
+    one per block: ``totals`` are the blocks' running sums, updated; ``values``
+    receives the solved pixels. The activation codes are ``_activation.pxd``'s."""
+    if floating is float:
+        solve_step_f(totals, values, x, w, d, n, activation)
+    else:
+        solve_step_d(totals, values, x, w, d, n, activation)
