@@ -6,8 +6,10 @@ package still works through the NumPy fallback and records why.
 every public kernel function also takes ``backend=None | "compiled" | "numpy"``.
 """
 
+import contextlib
 import importlib
 import os
+import threading
 import warnings
 
 from . import _numpy_backend
@@ -120,3 +122,46 @@ def effective_n_threads(n_threads=None):
     n_threads = int(n_threads)
     return n_threads if n_threads > 0 else max(default + 1 + n_threads, 1)
 
+
+
+# Threads held by compiled calls now running, from any Python thread.
+_threads_in_use = 0
+_threads_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def thread_share(n_threads, work=None, work_per_thread=1):
+    """Hold threads for one compiled call: yields how many it may use.
+
+    At most ``n_threads`` (from :func:`effective_n_threads`), and:
+
+    - no more than ``work / work_per_thread`` (at least one), so that a small
+      image does not pay for starting threads it cannot keep busy;
+    - when compiled calls run at once from several Python threads, no more
+      than what OpenMP's default count (the cores, or ``OMP_NUM_THREADS``)
+      leaves over after the threads the others hold, and at least one: the
+      calls share the cores instead of oversubscribing them.
+
+    The kernels give the same results on any number of threads, so this
+    changes only the time a call takes.
+
+    Examples
+    --------
+    >>> from revdeconv._backend import thread_share
+    >>> with thread_share(4, work=10, work_per_thread=100) as n:
+    ...     n
+    1
+    """
+    global _threads_in_use
+    if work is not None:
+        n_threads = min(n_threads, max(1, work // work_per_thread))
+    with _threads_lock:
+        budget = _openmp_helpers.max_threads() if openmp_enabled() else 1
+        if _threads_in_use:
+            n_threads = max(1, min(n_threads, budget - _threads_in_use))
+        _threads_in_use += n_threads
+    try:
+        yield n_threads
+    finally:
+        with _threads_lock:
+            _threads_in_use -= n_threads

@@ -9,7 +9,8 @@ image is passed as a view: nothing is copied.
 
 import numpy as np
 
-from . import _convolve, _learn, _measure, _reverse
+# _backend imports this module: its names are looked up at call time only.
+from . import _backend, _convolve, _learn, _measure, _reverse
 from ._validation import back_to_back, output_size
 
 __all__ = ["convolve", "sgd", "normal_equations", "deconvolve", "mae"]
@@ -19,6 +20,12 @@ ACTIVATION_CODES = {"identity": 0, "relu": 1, "clip": 2}
 # Per-channel state rows are padded to whole, distinct cache lines so that
 # threads owning neighbouring channels never write to the same line.
 _CACHE_LINE = 64
+
+# The least work worth a thread of its own (measured on a 2-core machine: a
+# 180x250 RGB image runs the SGD pass and the reverse solve faster on one).
+_MIN_MACS_PER_THREAD = 1 << 16      # convolution: output values x kernel taps
+_MIN_UPDATES_PER_THREAD = 1 << 15   # SGD: block updates, all channels
+_MIN_VALUES_PER_THREAD = 1 << 18    # reverse solve, MAE: values written or read
 
 # Pixels per stretch of a row in the stride-1 convolution and the disjoint
 # reverse solve: enough to amortise the loop set-up, few enough that the
@@ -76,15 +83,17 @@ def convolve(images, kernel, bias, stride, activation, n_threads):
     if stride[1] == 1:     # taps and bias repeated along a chunk: see _convolve_row_dense
         rows = np.concatenate([kernel.reshape(n_channels, kh * kw).T, bias[None, :]])
         tiled = np.ascontiguousarray(np.tile(rows, (1, _DENSE_CHUNK_PIXELS)))
-    _convolve.convolve(src, src_geom, kernel, bias, dst, dst_geom, tiled, stride[0], stride[1],
-                       ACTIVATION_CODES[activation], n_threads)
+    with _backend.thread_share(n_threads, dst.size * kh * kw, _MIN_MACS_PER_THREAD) as n_threads:
+        _convolve.convolve(src, src_geom, kernel, bias, dst, dst_geom, tiled, stride[0],
+                           stride[1], ACTIVATION_CODES[activation], n_threads)
     return outputs
 
 
-def _sgd(learn, originals, targets, kernel, bias, epochs, order, *args):
-    """Run ``learn`` (``_learn.sgd`` or ``_learn.sgd_each``) on kernels ``(..., kh, kw)``
-    and biases ``(...)``, each channel's state in a padded row of its own; return the
-    learned kernels, biases and squared errors ``(..., epochs)``."""
+def _sgd(learn, originals, targets, kernel, bias, epochs, order, n_threads, *args):
+    """Run ``learn`` (``_learn.sgd`` or ``_learn.sgd_each``, whose arguments after
+    ``order`` are ``args``) on kernels ``(..., kh, kw)`` and biases ``(...)``, each
+    channel's state in a padded row of its own; return the learned kernels, biases
+    and squared errors ``(..., epochs)``."""
     lead, (kh, kw) = kernel.shape[:-2], kernel.shape[-2:]
     n_rows = int(np.prod(lead))
     params = _padded_rows(n_rows, kh * kw + 1, kernel.dtype)
@@ -94,7 +103,9 @@ def _sgd(learn, originals, targets, kernel, bias, epochs, order, *args):
     src, src_geom = _pack(originals)
     tgt, tgt_geom = _pack(targets)
     order = np.empty(0, dtype=np.intp) if order is None else order
-    learn(src, src_geom, tgt, tgt_geom, params, sq_err, order, *args)
+    updates = epochs * tgt.size
+    with _backend.thread_share(n_threads, updates, _MIN_UPDATES_PER_THREAD) as n_threads:
+        learn(src, src_geom, tgt, tgt_geom, params, sq_err, order, *args, n_threads)
     return (params[:, :kh * kw].reshape(kernel.shape).copy(),
             params[:, kh * kw].reshape(lead).copy(),
             sq_err[:, :epochs].reshape(lead + (epochs,)).copy())
@@ -103,9 +114,9 @@ def _sgd(learn, originals, targets, kernel, bias, epochs, order, *args):
 def sgd(originals, targets, kernel, bias, stride, lr, epochs, learn_bias,
         activation, order, n_threads):
     _, kh, kw = kernel.shape
-    return _sgd(_learn.sgd, originals, targets, kernel, bias, epochs, order, kh, kw,
-                stride[0], stride[1], lr, epochs, learn_bias, ACTIVATION_CODES[activation],
-                n_threads)
+    return _sgd(_learn.sgd, originals, targets, kernel, bias, epochs, order, n_threads,
+                kh, kw, stride[0], stride[1], lr, epochs, learn_bias,
+                ACTIVATION_CODES[activation])
 
 
 def sgd_each(originals, targets, kernels, biases, stride, lr, epochs, learn_bias,
@@ -114,8 +125,8 @@ def sgd_each(originals, targets, kernels, biases, stride, lr, epochs, learn_bias
     blocks = [epochs * target.shape[0] * target.shape[1] for target in targets]
     order_start = np.concatenate([[0], np.cumsum(blocks)]).astype(np.intp)
     return _sgd(_learn.sgd_each, originals, targets, kernels, biases, epochs, order,
-                order_start, kh, kw, stride[0], stride[1], lr, epochs, learn_bias,
-                ACTIVATION_CODES[activation], n_threads)
+                n_threads, order_start, kh, kw, stride[0], stride[1], lr, epochs,
+                learn_bias, ACTIVATION_CODES[activation])
 
 
 def normal_equations(originals, targets, kernel_shape, stride, with_bias,
@@ -125,11 +136,13 @@ def normal_equations(originals, targets, kernel_shape, stride, with_bias,
     m = kh * kw + bool(with_bias)
     ld = (m + 1 + 3) // 4 * 4          # a design row, its target, then zeros
     acc = _padded_rows(n_channels, ld * ld + 1, np.float64)
-    rows = _padded_rows(n_threads, _learn.DESIGN_ROWS * ld, np.float64)
     src, src_geom = _pack(originals)
     tgt, tgt_geom = _pack(targets)
-    _learn.normal_equations(src, src_geom, tgt, tgt_geom, acc, rows, kh, kw, stride[0],
-                            stride[1], with_bias, ACTIVATION_CODES[activation], n_threads)
+    # Threads take whole channels: no more threads than channels.
+    with _backend.thread_share(n_threads, n_channels) as n_threads:
+        rows = _padded_rows(n_threads, _learn.DESIGN_ROWS * ld, np.float64)
+        _learn.normal_equations(src, src_geom, tgt, tgt_geom, acc, rows, kh, kw, stride[0],
+                                stride[1], with_bias, ACTIVATION_CODES[activation], n_threads)
     full = acc[:, :ld * ld].reshape(n_channels, ld, ld)
     # The kernel fills the upper triangle (and a little more); mirror it.
     upper = np.triu(full[:, :m, :m])
@@ -146,12 +159,13 @@ def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads
     # of a row and keeps running sums and solved values there (see _reverse.pyx).
     disjoint = stride[0] >= kh and stride[1] >= kw
     chunk = _DENSE_CHUNK_PIXELS * n_channels
-    scratch = _padded_rows(n_threads if disjoint else 1,
-                           (2 * kh * kw + 2) * chunk if disjoint else 0, kernel.dtype)
-    tiled_for = np.full(n_threads, -1, dtype=np.intp)
-    _reverse.deconvolve(src, src_geom, kernel.reshape(-1, kh, kw), dst, dst_geom, scratch,
-                        tiled_for, chunk, n_channels, stride[0], stride[1], eps,
-                        ACTIVATION_CODES[activation], n_threads)
+    with _backend.thread_share(n_threads, dst.size, _MIN_VALUES_PER_THREAD) as n_threads:
+        scratch = _padded_rows(n_threads if disjoint else 1,
+                               (2 * kh * kw + 2) * chunk if disjoint else 0, kernel.dtype)
+        tiled_for = np.full(n_threads, -1, dtype=np.intp)
+        _reverse.deconvolve(src, src_geom, kernel.reshape(-1, kh, kw), dst, dst_geom,
+                            scratch, tiled_for, chunk, n_channels, stride[0], stride[1], eps,
+                            ACTIVATION_CODES[activation], n_threads)
     return outputs
 
 
@@ -160,5 +174,6 @@ def mae(images, references, n_threads):
     a, geometry = _pack(images)
     b, _ = _pack(references)
     out = np.empty(len(images))
-    _measure.mean_abs_diff(a, b, geometry, out, images[0].shape[2], n_threads)
+    with _backend.thread_share(n_threads, a.size, _MIN_VALUES_PER_THREAD) as n_threads:
+        _measure.mean_abs_diff(a, b, geometry, out, images[0].shape[2], n_threads)
     return out

@@ -143,18 +143,17 @@ def common_dtype(images, names):
     return np.result_type(*(image_dtype(image, n) for image, n in zip(images, names)))
 
 
-def check_finite(array, name):
-    """Raise ValueError when ``array`` holds a NaN or an infinity.
-
-    One sum in the array's own dtype decides in the common case (it is finite
-    exactly when every pixel is, unless huge finite pixels overflow it, which
-    the pixel-by-pixel test then settles): one vectorised pass over the data,
-    no full-size temporary and no conversion to float64.
-    """
+def _surely_finite(array):
+    """True when one sum in the array's own dtype is finite, which it is exactly when
+    every value is, unless huge finite values overflow it (then False, and a
+    value-by-value test must settle it): one vectorised pass, no temporary."""
     with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.add.reduce(array, axis=None)):
-            return
-    if not np.isfinite(array).all():
+        return bool(np.isfinite(np.add.reduce(array, axis=None)))
+
+
+def check_finite(array, name):
+    """Raise ValueError when ``array`` holds a NaN or an infinity."""
+    if not _surely_finite(array) and not np.isfinite(array).all():
         raise ValueError(f"{name} holds NaN or infinite pixels; pass nonfinite='propagate' "
                          f"to compute with them (they spread into the results)")
 
@@ -172,10 +171,14 @@ def as_images(images, name, dtype=None, nonfinite="raise"):
     if dtype is None:
         dtype = common_dtype(images, names)
     converted = [as_image(image, n, dtype) for image, n in zip(images, names)]
-    if nonfinite == "raise":
-        for (array, _), n in zip(converted, names):
-            check_finite(array, n)
     arrays = [array for array, _ in converted]
+    if nonfinite == "raise":
+        # The images of a contiguous stack in one pass; image by image only to
+        # name the one at fault (or when they do not lie back to back).
+        flat = back_to_back(arrays) if len(arrays) > 1 else None
+        if flat is None or not _surely_finite(flat):
+            for array, n in zip(arrays, names):
+                check_finite(array, n)
     is_2d = [flag for _, flag in converted]
     check_same_ndim(is_2d, names)
     return arrays, names, is_list, is_2d[0], check_channels(arrays, names)

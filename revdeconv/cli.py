@@ -6,6 +6,8 @@
     revdeconv experiment [--images DIR] [--rates R ...] [--method sgd|lstsq]
                          [--author-quirks] [--out DIR]
     revdeconv info
+    revdeconv bench [--size paper|1080p|4k] [--threads N ...] [--repeat N] [--images N]
+                    [--json PATH] [--markdown PATH] [--figure PATH]
 
 ``filter``, ``learn`` and ``deconvolve`` take files, folders and glob patterns,
 process them ``--chunk`` at a time through one compiled call per chunk, report
@@ -14,6 +16,7 @@ each file that fails (and go on), and exit with status 1 when any failed.
 
 import argparse
 import os
+import shlex
 import sys
 import time
 
@@ -254,6 +257,14 @@ def _info(args):
     return 0
 
 
+def _bench(args):
+    from .benchmark import run_command
+    bar = _progress(sys.stderr)
+    # padded: a shorter label must cover the longer one before it
+    return run_command(args, shlex.join(["revdeconv", *args.argv]),
+                       progress=lambda done, total, label: bar(done, total, f"{label:<40}"))
+
+
 def _common(parser, out_help=None, outputs=True):
     """Options shared by the file-processing commands."""
     parser.add_argument("--threads", metavar="N", type=int, default=None,
@@ -336,7 +347,15 @@ def main(argv=None):
 
     info = commands.add_parser("info", help="how this installation computes")
     info.set_defaults(handler=_info)
+
+    from .benchmark import add_arguments
+    run = commands.add_parser("bench", help="time the kernels against the NumPy fallback, "
+                              "OpenCV and SciPy, and check the speed and memory targets")
+    add_arguments(run)
+    run.set_defaults(handler=_bench)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv                          # bench records the command line as typed
     try:
         return args.handler(args)
     except (ValueError, OSError) as exc:      # bad values or files: one line, not a traceback

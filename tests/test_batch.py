@@ -155,3 +155,15 @@ def test_mae_propagates_nan_and_agrees_across_threads(backend, rng):
 def test_batch_rejects(stack, call, error, match):
     with pytest.raises(error, match=match):
         call(stack)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_nonfinite_pixel_in_a_stack_names_its_image(stack, value, backend):
+    # A contiguous stack is checked in one pass; the error still names the image.
+    stack = stack.copy()
+    stack[3, 1, 2, 0] = value
+    with pytest.raises(ValueError, match=r"image\[3\] holds NaN or infinite pixels"):
+        batch.convolve(stack, filters.BLUR, backend=backend)
+    huge = np.full_like(stack, 3e38 if stack.dtype == np.float32 else 1e308)
+    assert np.isfinite(batch.convolve(huge, np.full((3, 3), 1e-9), activation="identity",
+                                      backend=backend)).all()   # the sum overflows; no pixel does
