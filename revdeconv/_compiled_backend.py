@@ -89,11 +89,11 @@ def convolve(images, kernel, bias, stride, activation, n_threads):
     return outputs
 
 
-def _sgd(learn, originals, targets, kernel, bias, epochs, order, n_threads, *args):
-    """Run ``learn`` (``_learn.sgd`` or ``_learn.sgd_each``, whose arguments after
-    ``order`` are ``args``) on kernels ``(..., kh, kw)`` and biases ``(...)``, each
-    channel's state in a padded row of its own; return the learned kernels, biases
-    and squared errors ``(..., epochs)``."""
+def _sgd(originals, targets, kernel, bias, stride, lr, epochs, learn_bias, activation,
+         order, n_threads, order_start=None):
+    """SGD on kernels ``(..., kh, kw)`` and biases ``(...)``: ``_learn.sgd``, or with
+    ``order_start`` ``_learn.sgd_each``, each channel's state in a padded row of its
+    own. Returns the learned kernels, biases and squared errors ``(..., epochs)``."""
     lead, (kh, kw) = kernel.shape[:-2], kernel.shape[-2:]
     n_rows = int(np.prod(lead))
     params = _padded_rows(n_rows, kh * kw + 1, kernel.dtype)
@@ -103,9 +103,16 @@ def _sgd(learn, originals, targets, kernel, bias, epochs, order, n_threads, *arg
     src, src_geom = _pack(originals)
     tgt, tgt_geom = _pack(targets)
     order = np.empty(0, dtype=np.intp) if order is None else order
-    updates = epochs * tgt.size
-    with _backend.thread_share(n_threads, updates, _MIN_UPDATES_PER_THREAD) as n_threads:
-        learn(src, src_geom, tgt, tgt_geom, params, sq_err, order, *args, n_threads)
+    # taps[n, i*kw + j]: where tap (i, j) lies from a block's first value in original n
+    widths = src_geom[:, 2, None, None]
+    taps = (np.arange(kh)[:, None] * widths + np.arange(kw)) * originals[0].shape[2]
+    taps = np.ascontiguousarray(taps.reshape(len(originals), kh * kw), dtype=np.intp)
+    learn, first = ((_learn.sgd, ()) if order_start is None
+                    else (_learn.sgd_each, (order_start,)))
+    with _backend.thread_share(n_threads, epochs * tgt.size,
+                               _MIN_UPDATES_PER_THREAD) as n_threads:
+        learn(src, src_geom, tgt, tgt_geom, params, sq_err, order, *first, taps, stride[0],
+              stride[1], lr, epochs, learn_bias, ACTIVATION_CODES[activation], n_threads)
     return (params[:, :kh * kw].reshape(kernel.shape).copy(),
             params[:, kh * kw].reshape(lead).copy(),
             sq_err[:, :epochs].reshape(lead + (epochs,)).copy())
@@ -113,20 +120,16 @@ def _sgd(learn, originals, targets, kernel, bias, epochs, order, n_threads, *arg
 
 def sgd(originals, targets, kernel, bias, stride, lr, epochs, learn_bias,
         activation, order, n_threads):
-    _, kh, kw = kernel.shape
-    return _sgd(_learn.sgd, originals, targets, kernel, bias, epochs, order, n_threads,
-                kh, kw, stride[0], stride[1], lr, epochs, learn_bias,
-                ACTIVATION_CODES[activation])
+    return _sgd(originals, targets, kernel, bias, stride, lr, epochs, learn_bias, activation,
+                order, n_threads)
 
 
 def sgd_each(originals, targets, kernels, biases, stride, lr, epochs, learn_bias,
              activation, order, n_threads):
-    _, _, kh, kw = kernels.shape
     blocks = [epochs * target.shape[0] * target.shape[1] for target in targets]
     order_start = np.concatenate([[0], np.cumsum(blocks)]).astype(np.intp)
-    return _sgd(_learn.sgd_each, originals, targets, kernels, biases, epochs, order,
-                n_threads, order_start, kh, kw, stride[0], stride[1], lr, epochs,
-                learn_bias, ACTIVATION_CODES[activation])
+    return _sgd(originals, targets, kernels, biases, stride, lr, epochs, learn_bias,
+                activation, order, n_threads, order_start)
 
 
 def normal_equations(originals, targets, kernel_shape, stride, with_bias,

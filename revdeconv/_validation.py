@@ -212,6 +212,29 @@ def as_kernel(kernel, name, n_channels, dtype):
     return array
 
 
+def as_kernels(kernels, name, n_channels, dtype):
+    """A sequence of kernels, one per image, as a C-contiguous ``(N, C, kh, kw)`` array.
+
+    Each is validated as :func:`as_kernel` validates one: an ``(N, kh, kw)`` or
+    ``(N, 1 or C, kh, kw)`` array of numbers is checked in one go, anything
+    else (or one that fails) kernel by kernel, so that the error names
+    ``name[n]``.
+    """
+    array = np.asarray(kernels) if isinstance(kernels, np.ndarray) else None
+    if array is not None and array.dtype.kind in "iuf" and array.ndim in (3, 4):
+        if array.ndim == 3:
+            array = array[:, np.newaxis]
+        if array.shape[1] in (1, n_channels) and 0 not in array.shape:
+            with np.errstate(over="ignore"):
+                stacked = np.ascontiguousarray(
+                    np.broadcast_to(array, (len(array), n_channels) + array.shape[2:]),
+                    dtype=dtype)
+            if np.isfinite(stacked).all():
+                return stacked
+    return np.stack([as_kernel(k, f"{name}[{n}]", n_channels, dtype)
+                     for n, k in enumerate(kernels)])
+
+
 def as_bias(bias, n_channels, dtype, name="bias"):
     """``bias`` (None, a scalar or one value per channel) as a ``(C,)`` array."""
     if bias is None:

@@ -34,7 +34,7 @@ import numpy as np
 
 from . import convolution, learning, reverse
 from ._backend import effective_n_threads, get_backend
-from ._validation import as_kernel, stacked_view
+from ._validation import as_kernels, stacked_view
 
 __all__ = ["convolve", "learn", "deconvolve", "mae"]
 
@@ -168,8 +168,10 @@ def deconvolve(filtered, kernels, **options):
             raise ValueError(f"kernels must share one size, got {sorted(shapes)}")
         # Each as (C, kh, kw): a one-channel kernel serves every channel, as everywhere.
         channels = np.shape(arrays[0])[2] if np.ndim(arrays[0]) == 3 else 1
-        kernels = np.stack([as_kernel(k, f"kernels[{n}]", channels, np.float64)
-                            for n, k in enumerate(kernels)])
+        same = all(isinstance(k, np.ndarray) and k.shape == np.shape(kernels[0])
+                   for k in kernels)
+        kernels = as_kernels(np.stack(kernels) if same else kernels, "kernels", channels,
+                             np.float64)
     outputs = reverse.deconvolve(arrays, kernels, **options)
     return _stacked(outputs) if stacked else outputs
 

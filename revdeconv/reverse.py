@@ -4,7 +4,7 @@ import numpy as np
 
 from . import _numpy_backend
 from ._backend import effective_n_threads, get_backend
-from ._validation import (ACTIVATIONS, as_float, as_images, as_kernel, as_pair,
+from ._validation import (ACTIVATIONS, as_float, as_images, as_kernel, as_kernels, as_pair,
                           as_returned, as_shape, check_choice, covered_shape)
 
 __all__ = ["deconvolve", "zoom", "DEFAULT_EPS"]
@@ -41,8 +41,7 @@ def _kernels(kernel, n_images, n_channels, dtype):
     if len(kernel) != n_images:
         raise ValueError(f"kernel holds {len(kernel)} kernels (one per image), "
                          f"but there are {n_images} images")
-    return np.stack([as_kernel(k, f"kernel[{n}]", n_channels, dtype)
-                     for n, k in enumerate(kernel)])
+    return as_kernels(kernel, "kernel", n_channels, dtype)
 
 
 def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_EPS,

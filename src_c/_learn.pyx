@@ -18,6 +18,69 @@ from _simd cimport gram_update
 
 cdef enum:
     ROWS = 64       # design rows gathered before they are added to the Gram matrix
+    LANES = 4       # channels learned side by side (see _learn_block)
+
+
+cdef inline floating _error_step(floating z, floating* kernel, Py_ssize_t kk,
+                                 floating target, double* sq_err, floating lr,
+                                 bint learn_bias, int activation) noexcept nogil:
+    """Eq. 1 for one channel given its block sum ``z``: add the squared error,
+    update the bias when learned, and return the step ``lr * err`` (eq. 2)."""
+    cdef floating err = activate(z + kernel[kk], activation) - target   # bias: fixed unless learned
+    cdef floating step = lr * err
+    sq_err[0] += <double>err * err
+    if learn_bias:
+        kernel[kk] = kernel[kk] - step
+    return step
+
+
+cdef inline void _learn_block(floating* weights, Py_ssize_t row_len, const floating* block,
+                              const Py_ssize_t* taps, Py_ssize_t kk, Py_ssize_t lanes,
+                              const floating* target, double* sq_err, Py_ssize_t sq_err_len,
+                              floating lr, bint learn_bias, int activation) noexcept nogil:
+    """One SGD update of ``lanes`` (1 to LANES) neighbouring channels, side by side.
+
+    Channel ``l``'s kernel and bias are row ``l`` of ``weights`` (``row_len``
+    apart); its pixel at tap ``k`` is ``block[taps[k] + l]``. Each channel's
+    sums run exactly as alone (taps in raster order); the channels only go
+    tap by tap together, in registers, so their independent chains overlap.
+    """
+    cdef floating* w0 = weights
+    cdef floating* w1 = weights + row_len * (lanes > 1)
+    cdef floating* w2 = weights + 2 * row_len * (lanes > 2)
+    cdef floating* w3 = weights + 3 * row_len * (lanes > 3)
+    cdef floating z0 = 0, z1 = 0, z2 = 0, z3 = 0
+    cdef floating s0, s1 = 0, s2 = 0, s3 = 0
+    cdef const floating* px
+    cdef Py_ssize_t k
+    for k in range(kk):
+        px = block + taps[k]
+        z0 = z0 + w0[k] * px[0]
+        if lanes > 1:
+            z1 = z1 + w1[k] * px[1]
+        if lanes > 2:
+            z2 = z2 + w2[k] * px[2]
+        if lanes > 3:
+            z3 = z3 + w3[k] * px[3]
+    s0 = _error_step(z0, w0, kk, target[0], sq_err, lr, learn_bias, activation)
+    if lanes > 1:
+        s1 = _error_step(z1, w1, kk, target[1], sq_err + sq_err_len, lr, learn_bias,
+                         activation)
+    if lanes > 2:
+        s2 = _error_step(z2, w2, kk, target[2], sq_err + 2 * sq_err_len, lr, learn_bias,
+                         activation)
+    if lanes > 3:
+        s3 = _error_step(z3, w3, kk, target[3], sq_err + 3 * sq_err_len, lr, learn_bias,
+                         activation)
+    for k in range(kk):
+        px = block + taps[k]
+        w0[k] = w0[k] - s0 * px[0]
+        if lanes > 1:
+            w1[k] = w1[k] - s1 * px[1]
+        if lanes > 2:
+            w2[k] = w2[k] - s2 * px[2]
+        if lanes > 3:
+            w3[k] = w3[k] - s3 * px[3]
 
 
 cdef void _sgd_channels(const floating* originals, const Py_ssize_t* orig_geom,
@@ -26,7 +89,8 @@ cdef void _sgd_channels(const floating* originals, const Py_ssize_t* orig_geom,
                         Py_ssize_t c_start, Py_ssize_t c_stop,
                         floating* params, Py_ssize_t params_len,
                         double* sq_err, Py_ssize_t sq_err_len, const Py_ssize_t* order,
-                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                        const Py_ssize_t* taps, Py_ssize_t kk,
+                        Py_ssize_t stride_h, Py_ssize_t stride_w,
                         floating lr, Py_ssize_t epochs, bint learn_bias,
                         int activation) noexcept nogil:
     """Learn channels ``c_start <= c < c_stop`` in one sweep over the blocks.
@@ -41,14 +105,12 @@ cdef void _sgd_channels(const floating* originals, const Py_ssize_t* orig_geom,
     tight (about a third faster). Should that allocation fail, the weights
     are updated where they are, in ``params``: the same operations, slower.
     """
-    cdef Py_ssize_t epoch, n, t, b, p, q, i, j, c, k, width, out_width, n_blocks
+    cdef Py_ssize_t epoch, n, t, b, p, q, g, c, k, width, out_width, n_blocks
     cdef Py_ssize_t order_start = 0
-    cdef Py_ssize_t kk = kh * kw, n_learned = c_stop - c_start
+    cdef Py_ssize_t n_learned = c_stop - c_start
     cdef const floating* block
     cdef const floating* pixels
-    cdef floating* kernel
-    cdef floating z, err, step
-    cdef double errors
+    cdef const floating* target
     cdef Py_ssize_t row_len = kk + 1
     cdef floating* weights = <floating*> malloc(n_learned * row_len * sizeof(floating))
     if weights == NULL:
@@ -72,24 +134,14 @@ cdef void _sgd_channels(const floating* originals, const Py_ssize_t* orig_geom,
                     q = b - p * out_width
                 else:
                     b = t
-                for c in range(c_start, c_stop):
-                    kernel = weights + (c - c_start) * row_len
-                    block = pixels + (p * stride_h * width + q * stride_w) * n_channels + c
-                    z = 0
-                    for i in range(kh):
-                        for j in range(kw):
-                            z = z + kernel[i * kw + j] * block[(i * width + j) * n_channels]
-                    z = z + kernel[kk]      # the bias: fixed unless learned
-                    err = (activate(z, activation)
-                           - targets[target_geom[FIELDS * n + OFFSET] + b * n_channels + c])
-                    sq_err[c * sq_err_len + epoch] += <double>err * err
-                    step = lr * err
-                    for i in range(kh):
-                        for j in range(kw):
-                            kernel[i * kw + j] = (kernel[i * kw + j]
-                                                  - step * block[(i * width + j) * n_channels])
-                    if learn_bias:
-                        kernel[kk] = kernel[kk] - step
+                block = pixels + (p * stride_h * width + q * stride_w) * n_channels
+                target = targets + target_geom[FIELDS * n + OFFSET] + b * n_channels
+                for g in range((n_learned + LANES - 1) // LANES):
+                    c = c_start + g * LANES
+                    _learn_block(weights + (c - c_start) * row_len, row_len, block + c,
+                                 taps + n * kk, kk, min(LANES, c_stop - c), target + c,
+                                 sq_err + c * sq_err_len + epoch, sq_err_len, lr,
+                                 learn_bias, activation)
                 q += 1                      # raster order: the next block
                 if q == out_width:
                     q = 0
@@ -106,7 +158,7 @@ cdef void _sgd_channels(const floating* originals, const Py_ssize_t* orig_geom,
 def sgd(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
         const floating[::1] targets, const Py_ssize_t[:, ::1] target_geom,
         floating[:, ::1] params, double[:, ::1] sq_err, const Py_ssize_t[::1] order,
-        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_h, Py_ssize_t stride_w,
+        const Py_ssize_t[:, ::1] taps, Py_ssize_t stride_h, Py_ssize_t stride_w,
         double lr, Py_ssize_t epochs, bint learn_bias, int activation, int n_threads):
     """SGD over all pairs in order, ``epochs`` times; threads take whole channels.
 
@@ -114,7 +166,8 @@ def sgd(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
     receives the learned ones; ``sq_err[c, e]`` (zeroed by the caller) the sum
     of squared errors of epoch ``e``. ``order`` is empty for raster order,
     else the block indices of every (epoch, pair) one after the other.
-    The channels are split into at most ``n_threads`` contiguous groups, each
+    ``taps[n, k]`` is the offset of tap ``k`` (raster order) from a block's
+    first value in pair ``n``'s original. The channels are split into at most ``n_threads`` contiguous groups, each
     learned by one thread in one sweep.
     """
     cdef Py_ssize_t n_channels = params.shape[0]
@@ -122,27 +175,29 @@ def sgd(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
     cdef const Py_ssize_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
     assert fits(orig_geom, n_channels, originals.shape[0])
     assert fits(target_geom, n_channels, targets.shape[0])
-    assert params.shape[1] > kh * kw and sq_err.shape[1] >= epochs
+    cdef Py_ssize_t kk = taps.shape[1]
+    assert params.shape[1] > kk and sq_err.shape[1] >= epochs
+    assert taps.shape[0] == orig_geom.shape[0]
     with nogil:
         for g in prange(n_groups, num_threads=n_threads, schedule="static", chunksize=1):
             _sgd_channels(&originals[0], &orig_geom[0, 0], &targets[0], &target_geom[0, 0],
                           orig_geom.shape[0], n_channels,
                           g * n_channels // n_groups, (g + 1) * n_channels // n_groups,
                           &params[0, 0], params.shape[1], &sq_err[0, 0], sq_err.shape[1],
-                          order_ptr, kh, kw, stride_h, stride_w, <floating>lr, epochs,
-                          learn_bias, activation)
+                          order_ptr, &taps[0, 0], kk, stride_h, stride_w, <floating>lr,
+                          epochs, learn_bias, activation)
 
 
 def sgd_each(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
              const floating[::1] targets, const Py_ssize_t[:, ::1] target_geom,
              floating[:, ::1] params, double[:, ::1] sq_err, const Py_ssize_t[::1] order,
-             const Py_ssize_t[::1] order_start,
-             Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_h, Py_ssize_t stride_w,
+             const Py_ssize_t[::1] order_start, const Py_ssize_t[:, ::1] taps,
+             Py_ssize_t stride_h, Py_ssize_t stride_w,
              double lr, Py_ssize_t epochs, bint learn_bias, int activation, int n_threads):
     """SGD on every pair on its own: pair ``n`` learns its own kernels, in rows
     ``n*C .. n*C + C - 1`` of ``params`` and ``sq_err``. ``order`` is empty,
     or every pair's block orders of each epoch, pair after pair, pair ``n``'s
-    starting at ``order_start[n]``.
+    starting at ``order_start[n]``. ``taps`` as for ``sgd``.
 
     With at least as many pairs as threads, each thread takes whole pairs and
     learns their channels side by side (see ``_sgd_channels``). With fewer
@@ -155,8 +210,9 @@ def sgd_each(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
     cdef const Py_ssize_t* order_ptr = &order[0] if order.shape[0] > 0 else NULL
     assert fits(orig_geom, n_channels, originals.shape[0])
     assert fits(target_geom, n_channels, targets.shape[0])
-    assert params.shape[1] > kh * kw and sq_err.shape[1] >= epochs
-    assert order_start.shape[0] == n_pairs + 1
+    cdef Py_ssize_t kk = taps.shape[1]
+    assert params.shape[1] > kk and sq_err.shape[1] >= epochs
+    assert order_start.shape[0] == n_pairs + 1 and taps.shape[0] == n_pairs
     with nogil:
         for item in prange(n_items, num_threads=n_threads, schedule="dynamic"):
             n = item * per_item // n_channels
@@ -165,8 +221,8 @@ def sgd_each(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
                           1, n_channels, c, c + per_item, &params[n * n_channels, 0],
                           params.shape[1], &sq_err[n * n_channels, 0], sq_err.shape[1],
                           order_ptr + order_start[n] if order_ptr != NULL else NULL,
-                          kh, kw, stride_h, stride_w, <floating>lr, epochs, learn_bias,
-                          activation)
+                          &taps[n, 0], kk, stride_h, stride_w, <floating>lr, epochs,
+                          learn_bias, activation)
 
 
 cdef inline bint _in_linear_range(double target, int activation) noexcept nogil:

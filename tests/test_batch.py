@@ -149,6 +149,12 @@ def test_mae_propagates_nan_and_agrees_across_threads(backend, rng):
     (lambda s: batch.learn(s, s, shared="yes"), TypeError, "shared must be True or False"),
     (lambda s: batch.learn(s, batch.convolve(s, filters.BLUR), speed=2), TypeError, "speed"),
     (lambda s: batch.deconvolve(s, [filters.BLUR] * 2), ValueError, "holds 2 filters"),
+    (lambda s: batch.deconvolve(s, [filters.BLUR] * 2 + [np.full((3, 3), np.nan)] * 4),
+     ValueError, r"kernels\[2\] must hold finite values"),
+    (lambda s: batch.deconvolve(s, np.ones((6, 2, 3, 3))), ValueError,
+     r"kernels?\[0\] must have shape \(kh, kw\) or \(3, kh, kw\)"),
+    (lambda s: batch.deconvolve(s, [np.ones((3, 3), dtype=bool)] * 6), TypeError,
+     r"kernels\[0\] must hold numbers"),
     (lambda s: batch.deconvolve(s, [np.ones((3, 3))] * 5 + [np.ones((2, 2))]), ValueError,
      "share one size"),
 ])
