@@ -14,6 +14,8 @@ by mistake, most likely) are rejected, as are complex and object arrays.
 import numbers
 import operator
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 ACTIVATIONS = ("clip", "relu", "identity")
@@ -143,28 +145,44 @@ def common_dtype(images, names):
     return np.result_type(*(image_dtype(image, n) for image, n in zip(images, names)))
 
 
-def _surely_finite(array):
-    """True when one sum in the array's own dtype is finite, which it is exactly when
+#: Values per thread below which the finite check runs on one thread.
+_PARALLEL_CHECK_VALUES = 1 << 22
+
+
+def _sum(values):
+    with np.errstate(over="ignore", invalid="ignore"):    # (per thread: errstate is)
+        return np.add.reduce(values, axis=None)
+
+
+def _surely_finite(array, n_threads=1):
+    """True when a sum in the array's own dtype is finite, which it is exactly when
     every value is, unless huge finite values overflow it (then False, and a
-    value-by-value test must settle it): one vectorised pass, no temporary."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(np.add.reduce(array, axis=None)))
+    value-by-value test must settle it): one vectorised pass, no temporary.
+    A large C-contiguous array is summed in ``n_threads`` parts at once
+    (NumPy releases the GIL while it sums)."""
+    parts = min(n_threads, array.size // _PARALLEL_CHECK_VALUES)
+    if parts <= 1 or not array.flags.c_contiguous:
+        return bool(np.isfinite(_sum(array)))
+    with ThreadPoolExecutor(parts) as pool:
+        sums = list(pool.map(_sum, np.array_split(array.reshape(-1), parts)))
+    return bool(np.isfinite(_sum(np.array(sums))))
 
 
-def check_finite(array, name):
+def check_finite(array, name, n_threads=1):
     """Raise ValueError when ``array`` holds a NaN or an infinity."""
-    if not _surely_finite(array) and not np.isfinite(array).all():
+    if not _surely_finite(array, n_threads) and not np.isfinite(array).all():
         raise ValueError(f"{name} holds NaN or infinite pixels; pass nonfinite='propagate' "
                          f"to compute with them (they spread into the results)")
 
 
-def as_images(images, name, dtype=None, nonfinite="raise"):
+def as_images(images, name, dtype=None, nonfinite="raise", n_threads=1):
     """Validate one image or a list of them for a kernel.
 
     Returns ``(arrays, names, is_list, is_2d, n_channels)`` where ``arrays``
     are C-contiguous ``(H, W, C)`` arrays of one float dtype (``dtype``, or
     the common float dtype of the images), all 2-D or all 3-D, with one
-    channel count, and (unless ``nonfinite="propagate"``) finite.
+    channel count, and (unless ``nonfinite="propagate"``) finite, which is
+    checked on up to ``n_threads`` threads.
     """
     check_choice(nonfinite, "nonfinite", NONFINITE)
     images, names, is_list = as_image_list(images, name)
@@ -176,9 +194,9 @@ def as_images(images, name, dtype=None, nonfinite="raise"):
         # The images of a contiguous stack in one pass; image by image only to
         # name the one at fault (or when they do not lie back to back).
         flat = back_to_back(arrays) if len(arrays) > 1 else None
-        if flat is None or not _surely_finite(flat):
+        if flat is None or not _surely_finite(flat, n_threads):
             for array, n in zip(arrays, names):
-                check_finite(array, n)
+                check_finite(array, n, n_threads)
     is_2d = [flag for _, flag in converted]
     check_same_ndim(is_2d, names)
     return arrays, names, is_list, is_2d[0], check_channels(arrays, names)

@@ -61,12 +61,13 @@ def convolve(image, kernel, *, stride=None, bias=None, activation="clip",
     (178, 248, 3)
     """
     impl = get_backend(backend)
-    images, names, is_list, is_2d, n_channels = as_images(image, "image", nonfinite=nonfinite)
+    n_threads = effective_n_threads(n_threads)
+    images, names, is_list, is_2d, n_channels = as_images(image, "image", nonfinite=nonfinite,
+                                                          n_threads=n_threads)
     weights = as_kernel(kernel, "kernel", n_channels, images[0].dtype)
     stride = weights.shape[1:] if stride is None else as_pair(stride, "stride")
     check_fits(images, names, weights.shape[1:])
     offsets = as_bias(bias, n_channels, images[0].dtype)
     check_choice(activation, "activation", ACTIVATIONS)
-    n_threads = effective_n_threads(n_threads)
     outputs = impl.convolve(images, weights, offsets, stride, activation, n_threads)
     return as_returned(outputs, is_list, is_2d)

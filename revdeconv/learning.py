@@ -200,9 +200,12 @@ def _learn(original, filtered, *, each, kernel_size, stride, lr, epochs, init, b
     """:func:`learn_filter`; with ``each=True`` every pair learns its own filter
     (what ``revdeconv.batch.learn`` does), all in one compiled call for SGD."""
     impl = get_backend(backend)
+    n_threads = effective_n_threads(n_threads)
     originals, names, is_list, _, n_channels = as_images(original, "original",
-                                                         nonfinite=nonfinite)
-    targets, _, target_is_list, _, _ = as_images(filtered, "filtered", nonfinite=nonfinite)
+                                                         nonfinite=nonfinite,
+                                                         n_threads=n_threads)
+    targets, _, target_is_list, _, _ = as_images(filtered, "filtered", nonfinite=nonfinite,
+                                                 n_threads=n_threads)
     if is_list != target_is_list or len(originals) != len(targets):
         raise ValueError("original and filtered must be two arrays or two lists of one length")
     dtype = np.result_type(originals[0].dtype, targets[0].dtype)
@@ -222,7 +225,6 @@ def _learn(original, filtered, *, each, kernel_size, stride, lr, epochs, init, b
     if method == "lstsq" and (init is not None or shuffle):
         raise ValueError("init and shuffle are for method='sgd'; method='lstsq' solves "
                          "in closed form")
-    n_threads = effective_n_threads(n_threads)
     pairs = [([o], [t]) for o, t in zip(originals, targets)] if each else [(originals, targets)]
 
     if method == "lstsq":

@@ -105,8 +105,10 @@ def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_
     True
     """
     impl = get_backend(backend)
+    n_threads = effective_n_threads(n_threads)
     images, names, is_list, is_2d, n_channels = as_images(filtered, "filtered",
-                                                          nonfinite=nonfinite)
+                                                          nonfinite=nonfinite,
+                                                          n_threads=n_threads)
     weights = _kernels(kernel, len(images), n_channels, images[0].dtype)
     kh, kw = weights.shape[-2:]
     stride = (kh, kw) if stride is None else as_pair(stride, "stride")
@@ -118,7 +120,6 @@ def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_
     if elements > MAX_ELEMENTS:
         raise ValueError(f"the output would hold {elements} values per image (stride "
                          f"{stride}); more than {MAX_ELEMENTS} is surely a mistake")
-    n_threads = effective_n_threads(n_threads)
     outputs = impl.deconvolve(images, weights, stride, shapes, eps, activation, n_threads)
     return as_returned(outputs, is_list, is_2d)
 

@@ -183,3 +183,20 @@ def test_ten_thousand_calls_do_not_grow_memory(backend):
     # AddressSanitizer keeps freed memory in quarantine on purpose (tools/sanitize.sh).
     if "libasan" not in os.environ.get("LD_PRELOAD", ""):
         assert rss_growth < 16 * 1024, f"resident memory grew by {rss_growth} KiB"
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_the_finite_check_of_a_large_image_in_parts(n_threads):
+    # Large enough to be summed in parts on several threads: a NaN in any part is
+    # found, and huge finite values that overflow a part's sum are not mistaken.
+    from revdeconv._validation import check_finite
+    image = np.zeros((1500, 2000, 3), dtype=np.float32)
+    check_finite(image, "image", n_threads)
+    image[-1, -1, -1] = np.nan
+    with pytest.raises(ValueError, match="image holds NaN"):
+        check_finite(image, "image", n_threads)
+    image[...] = 3e38
+    check_finite(image, "image", n_threads)
+    image[700, 3, 1] = -np.inf
+    with pytest.raises(ValueError, match="image holds NaN"):
+        check_finite(image, "image", n_threads)
