@@ -230,6 +230,7 @@ def _learn(original, filtered, *, each, kernel_size, stride, lr, epochs, init, b
     if method == "lstsq":
         fits = [_lstsq(impl, o, t, kernel_size, stride, bool(bias), activation, dtype,
                        n_threads) for o, t in pairs]
+        kernels, biases, losses = (np.stack(parts) for parts in zip(*fits))
     else:
         kernel, offsets = _initial(init, n_channels, kernel_size, dtype)
         # Each group of pairs learned together draws its orders from a fresh generator.
@@ -246,24 +247,21 @@ def _learn(original, filtered, *, each, kernel_size, stride, lr, epochs, init, b
                                                    lr, epochs, bool(bias), activation, order,
                                                    n_threads)
                 kernels, biases, sq_err = kernels[None], biases[None], sq_err[None]
-        fits = []
-        for n, (_, t) in enumerate(pairs):
-            n_errors = n_channels * sum(target.shape[0] * target.shape[1] for target in t)
-            fits.append((kernels[n], biases[n], sq_err[n].sum(axis=0) / n_errors))
+        n_errors = np.array([n_channels * sum(target.shape[0] * target.shape[1]
+                                              for target in t) for _, t in pairs])
+        losses = sq_err.sum(axis=1) / n_errors[:, None]
 
-    results = [FilterResult(kernel, offsets, loss, _diverged(kernel, offsets, loss), method,
-                            stride, activation) for kernel, offsets, loss in fits]
-    n_diverged = sum(result.diverged for result in results)
+    # Every pair at once: there may be thousands.
+    diverged = ~(np.isfinite(kernels).all(axis=(1, 2, 3)) & np.isfinite(biases).all(axis=1)
+                 & np.isfinite(losses).all(axis=1))
+    results = [FilterResult(k, b, loss, bool(bad), method, stride, activation)
+               for k, b, loss, bad in zip(kernels, biases, losses, diverged)]
+    n_diverged = int(diverged.sum())
     if n_diverged:
         what = f"{n_diverged} of {len(results)} filters" if each else "learn_filter"
         warnings.warn(f"{what} diverged: the weights are not finite (a learning rate "
                       f"too large, or non-finite pixels)", RuntimeWarning, stacklevel=3)
     return results if each else results[0]
-
-
-def _diverged(kernel, offsets, loss):
-    return not (np.isfinite(kernel).all() and np.isfinite(offsets).all()
-                and np.isfinite(loss).all())
 
 
 def _lstsq(impl, originals, targets, kernel_size, stride, with_bias, activation,
