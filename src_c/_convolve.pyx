@@ -67,15 +67,10 @@ cdef void _convolve_row_dense(const floating* src, Py_ssize_t src_row_len,
     K[c, i, j]``) and its last row the bias, likewise. The row goes ``chunk``
     values at a time so that the weights stay in the first-level cache.
     """
-    cdef Py_ssize_t start = 0, t, n
-    cdef floating* out
-    cdef const floating* bias = tiled + kh * kw * chunk
+    cdef Py_ssize_t start = 0
     while start < row_len:           # (a Cython range needs a constant step)
-        n = min(chunk, row_len - start)
-        out = dst + start
-        correlate(out, src + start, src_row_len, tiled, chunk, kh, kw, n_channels, n)
-        for t in range(n):
-            out[t] = activate(out[t] + bias[t], activation)
+        correlate(dst + start, src + start, src_row_len, tiled, chunk, kh, kw, n_channels,
+                  min(chunk, row_len - start), activation)
         start += chunk
 
 

@@ -21,15 +21,36 @@ cdef extern from *:
     #ifndef REVDECONV_CLONES
     #  define REVDECONV_CLONES
     #endif
-    /* out[t] = sum over the taps (i, j), in raster order from 0, of           */
-    /* weights[(i*kw + j)*chunk + t] * src[i*src_row_len + j*n_channels + t]     */
-    /* for t < n. With GCC / clang vector types, four 32-byte vectors of outputs */
-    /* are summed at a time in registers: four independent sums hide the        */
-    /* latency of an addition, and each output is stored once.                  */
+    /* The activations of _activation.pxd (0 identity, 1 relu, 2 clip), on a */
+    /* scalar and, with GCC / clang vector types, on a vector by bitwise      */
+    /* selects; NaN passes through both, as it does in _activation.pxd.       */
+    #define REVDECONV_ACTIVATE(v)                                                      \
+        if (activation != 0 && v < 0) v = 0;                                           \
+        if (activation == 2 && v > 1) v = 1;
     #if defined(__GNUC__)
-    #  define REVDECONV_STRIPS(T)                                                  \
+    #  define REVDECONV_SELECT(M, A, B) (vec)(((mask)(A) & (M)) | ((mask)(B) & ~(M)))
+    #  define REVDECONV_ACTIVATE_VECTOR(v)                                         \
+        if (activation != 0) v = REVDECONV_SELECT(v < zero, zero, v);              \
+        if (activation == 2) v = REVDECONV_SELECT(v > one, one, v);
+    #endif
+
+    /* out[t] = f(sum over the taps (i, j), in raster order from 0, of          */
+    /* weights[(i*kw + j)*chunk + t] * src[i*src_row_len + j*n_channels + t],    */
+    /* then + weights[kh*kw*chunk + t] (the bias)) for t < n, f the activation. */
+    /* With GCC / clang vector types, four 32-byte vectors of outputs are       */
+    /* summed at a time in registers: four independent sums hide the latency   */
+    /* of an addition, and each output is stored once.                          */
+    #if defined(__GNUC__)
+    #  define REVDECONV_FINISH(v, k)                   /* + bias, f, store */      \
+        memcpy(&w, bias + t0 + (k) * lanes, 32); v = v + w;                        \
+        REVDECONV_ACTIVATE_VECTOR(v)                                               \
+        memcpy(out + t0 + (k) * lanes, &v, 32);
+    #  define REVDECONV_STRIPS(T, I)                                               \
         typedef T vec __attribute__((vector_size(32)));                           \
+        typedef I mask __attribute__((vector_size(32)));                          \
         const Py_ssize_t lanes = 32 / sizeof(T);                                   \
+        const vec zero = {0}, one = zero + 1;                                      \
+        const T *bias = weights + kh * kw * chunk;                                 \
         for (; t0 + 4 * lanes <= n; t0 += 4 * lanes) {                             \
             vec s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, w, a;                      \
             for (i = 0; i < kh; i++) for (j = 0; j < kw; j++) {                    \
@@ -43,30 +64,31 @@ cdef extern from *:
                 memcpy(&w, wt + 3 * lanes, 32); memcpy(&a, at + 3 * lanes, 32);    \
                 s3 = s3 + w * a;                                                   \
             }                                                                      \
-            memcpy(out + t0, &s0, 32); memcpy(out + t0 + lanes, &s1, 32);          \
-            memcpy(out + t0 + 2 * lanes, &s2, 32);                                 \
-            memcpy(out + t0 + 3 * lanes, &s3, 32);                                 \
+            REVDECONV_FINISH(s0, 0) REVDECONV_FINISH(s1, 1)                        \
+            REVDECONV_FINISH(s2, 2) REVDECONV_FINISH(s3, 3)                        \
         }
     #else
-    #  define REVDECONV_STRIPS(T)
+    #  define REVDECONV_STRIPS(T, I)
     #endif
-    #define REVDECONV_CORRELATE(T)                                                     \
+    #define REVDECONV_CORRELATE(T, I)                                                  \
     REVDECONV_CLONES static void revdeconv_correlate_##T(                              \
             T *out, const T *src, Py_ssize_t src_row_len, const T *weights,            \
             Py_ssize_t chunk, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t n_channels,     \
-            Py_ssize_t n) {                                                            \
+            Py_ssize_t n, int activation) {                                            \
         Py_ssize_t t0 = 0, t, i, j;                                                    \
-        REVDECONV_STRIPS(T)                                                            \
+        REVDECONV_STRIPS(T, I)                                                         \
         for (t = t0; t < n; t++) {                                                     \
             T sum = 0;                                                                 \
             for (i = 0; i < kh; i++) for (j = 0; j < kw; j++)                          \
                 sum = sum + weights[(i * kw + j) * chunk + t]                          \
                           * src[i * src_row_len + j * n_channels + t];                 \
+            sum = sum + weights[kh * kw * chunk + t];                                  \
+            REVDECONV_ACTIVATE(sum)                                                    \
             out[t] = sum;                                                              \
         }                                                                              \
     }
-    REVDECONV_CORRELATE(float)
-    REVDECONV_CORRELATE(double)
+    REVDECONV_CORRELATE(float, int)
+    REVDECONV_CORRELATE(double, long long)
 
     /* One step of eq. 3 (SPEC section 4) for n independent pixels, one per   */
     /* block: see _reverse.pyx. With GCC / clang vector types, 32 bytes of    */
@@ -77,18 +99,16 @@ cdef extern from *:
             T rest = totals[t] - w[t] * x[t];                                          \
             T v = (x[t] - rest) / d[t];                                                \
             v = d[t] == 0 ? x[t] : v;                                                  \
-            if (activation != 0 && v < 0) v = 0;                                       \
-            if (activation == 2 && v > 1) v = 1;                                       \
+            REVDECONV_ACTIVATE(v)                                                      \
             totals[t] = rest + w[t] * v;                                               \
             values[t] = v;                                                             \
         }
     #if defined(__GNUC__)
-    #  define REVDECONV_SELECT(M, A, B) (vec)(((mask)(A) & (M)) | ((mask)(B) & ~(M)))
     #  define REVDECONV_SOLVE_VECTORS(T, I)                                        \
         typedef T vec __attribute__((vector_size(32)));                           \
         typedef I mask __attribute__((vector_size(32)));                          \
         const Py_ssize_t lanes = 32 / sizeof(T);                                   \
-        const vec zero = (vec){0} * 0, one = zero + 1;                             \
+        const vec zero = {0}, one = zero + 1;                                      \
         for (; t + lanes <= n; t += lanes) {                                       \
             vec xv, wv, dv, tv, rest, v;                                           \
             memcpy(&xv, x + t, 32); memcpy(&wv, w + t, 32);                        \
@@ -96,8 +116,7 @@ cdef extern from *:
             rest = tv - wv * xv;                                                   \
             v = (xv - rest) / dv;                                                  \
             v = REVDECONV_SELECT(dv == zero, xv, v);                               \
-            if (activation != 0) v = REVDECONV_SELECT(v < zero, zero, v);          \
-            if (activation == 2) v = REVDECONV_SELECT(v > one, one, v);            \
+            REVDECONV_ACTIVATE_VECTOR(v)                                           \
             tv = rest + wv * v;                                                    \
             memcpy(totals + t, &tv, 32); memcpy(values + t, &v, 32);               \
         }
@@ -166,21 +185,23 @@ cdef extern from *:
         int) noexcept nogil
     void correlate_f "revdeconv_correlate_float" (
         float*, const float*, Py_ssize_t, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
-        Py_ssize_t, Py_ssize_t) noexcept nogil
+        Py_ssize_t, Py_ssize_t, int) noexcept nogil
     void correlate_d "revdeconv_correlate_double" (
         double*, const double*, Py_ssize_t, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
-        Py_ssize_t, Py_ssize_t) noexcept nogil
+        Py_ssize_t, Py_ssize_t, int) noexcept nogil
 
 
 cdef inline void correlate(floating* out, const floating* src, Py_ssize_t src_row_len,
                            const floating* weights, Py_ssize_t chunk, Py_ssize_t kh,
-                           Py_ssize_t kw, Py_ssize_t n_channels, Py_ssize_t n) noexcept nogil:
-    """``out[t] = sum_(i, j) weights[(i*kw + j)*chunk + t] * src[i*src_row_len + j*C + t]``
-    for ``t < n``, the taps summed in raster order from 0."""
+                           Py_ssize_t kw, Py_ssize_t n_channels, Py_ssize_t n,
+                           int activation) noexcept nogil:
+    """``out[t] = f(sum_(i, j) weights[(i*kw + j)*chunk + t] * src[i*src_row_len + j*C + t]
+    + weights[kh*kw*chunk + t])`` for ``t < n``: the taps summed in raster order from 0,
+    then the bias, then the activation ``f`` (codes of ``_activation.pxd``)."""
     if floating is float:
-        correlate_f(out, src, src_row_len, weights, chunk, kh, kw, n_channels, n)
+        correlate_f(out, src, src_row_len, weights, chunk, kh, kw, n_channels, n, activation)
     else:
-        correlate_d(out, src, src_row_len, weights, chunk, kh, kw, n_channels, n)
+        correlate_d(out, src, src_row_len, weights, chunk, kh, kw, n_channels, n, activation)
 
 
 cdef inline void solve_step(floating* totals, floating* values, const floating* x,
