@@ -117,6 +117,7 @@ class BuildExt(build_ext):
             f"OPENMP_NOTE = {note!r}\n"
             f"COMPILER = {os.path.basename(str(compiler[0]))!r}\n"
             f"DEBUG = {DEBUG!r}\n"
+            f"PORTABLE = {PORTABLE!r}\n"
         )
         folder = os.path.join(self.build_lib, "revdeconv")
         os.makedirs(folder, exist_ok=True)
@@ -131,11 +132,15 @@ class BuildExt(build_ext):
 
 
 DEBUG = _flag_set("REVDECONV_DEBUG")
+PORTABLE = _flag_set("REVDECONV_PORTABLE")
 
 extensions = [
     Extension(f"revdeconv.{name}", [os.path.join("src_c", f"{name}.pyx")],
               # Release builds drop the wrappers' assertions (the façade has checked).
-              define_macros=[] if DEBUG else [("CYTHON_WITHOUT_ASSERTIONS", None)])
+              define_macros=([] if DEBUG else [("CYTHON_WITHOUT_ASSERTIONS", None)])
+              # The plain C loops of src_c/_simd.pxd, as compilers without GCC
+              # vector types build them (for testing those loops here).
+              + ([("REVDECONV_PORTABLE", None)] if PORTABLE else []))
     for name in KERNELS
 ]
 # Bounds and wraparound checks only in a debug build: the façade has validated

@@ -17,7 +17,8 @@ def _build_info():
     except ImportError:
         return None
     return {"openmp": info.OPENMP, "flags": info.OPENMP_FLAGS, "note": info.OPENMP_NOTE,
-            "compiler": info.COMPILER, "debug": getattr(info, "DEBUG", False)}
+            "compiler": info.COMPILER, "debug": getattr(info, "DEBUG", False),
+            "portable": getattr(info, "PORTABLE", False)}
 
 
 def config():
@@ -51,7 +52,8 @@ def _describe_build(build):
         return "no build record (running from a source tree?)"
     flags = f" with {build['flags']}" if build["flags"] else ""
     return (f"{'OpenMP' + flags if build['openmp'] else 'serial'}"
-            f"{', DEBUG (bounds checks, assertions, -O0)' if build['debug'] else ''} "
+            f"{', DEBUG (bounds checks, assertions, -O0)' if build['debug'] else ''}"
+            f"{', PORTABLE (plain C loops, no vector types)' if build['portable'] else ''} "
             f"({build['note']}; compiler {build['compiler']})")
 
 

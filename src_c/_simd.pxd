@@ -1,19 +1,22 @@
-# Multiply-add over a stretch of values, compiled twice where the compiler can:
-# for AVX2 and for the baseline instruction set, the right one picked once at
+# The kernels' vectorised inner loops (the stride-1 convolution, a step of the
+# reverse solve, the Gram update of lstsq), in C, compiled twice where the
+# compiler can: for AVX2 and for the baseline instruction set, the right one picked once at
 # load time (GCC / clang ``target_clones`` on x86-64 Linux with glibc). The
 # wheel thus stays portable (no -march flag) and still uses 256-bit vectors
 # on CPUs that have them. Elsewhere the attribute is empty and the baseline
 # build is used. The results are the same bit for bit either way: each sum
 # is evaluated in the order written, and FMA contraction is off
 # (-ffp-contract=off in setup.py), so wider vectors only do more of the same
-# IEEE operations at once.
+# IEEE operations at once. Building with REVDECONV_PORTABLE=1 (setup.py)
+# compiles the plain C loops that other compilers get instead (CI tests them).
 
 from cython cimport floating
 
 cdef extern from *:
     """
     #include <string.h>
-    #if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute)
+    #if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute) \
+        && !defined(REVDECONV_PORTABLE)
     #  if __has_attribute(target_clones)
     #    define REVDECONV_CLONES __attribute__((target_clones("avx2", "default")))
     #  endif
@@ -27,7 +30,7 @@ cdef extern from *:
     #define REVDECONV_ACTIVATE(v)                                                      \
         if (activation != 0 && v < 0) v = 0;                                           \
         if (activation == 2 && v > 1) v = 1;
-    #if defined(__GNUC__)
+    #if defined(__GNUC__) && !defined(REVDECONV_PORTABLE)
     #  define REVDECONV_SELECT(M, A, B) (vec)(((mask)(A) & (M)) | ((mask)(B) & ~(M)))
     #  define REVDECONV_ACTIVATE_VECTOR(v)                                         \
         if (activation != 0) v = REVDECONV_SELECT(v < zero, zero, v);              \
@@ -40,7 +43,7 @@ cdef extern from *:
     /* With GCC / clang vector types, four 32-byte vectors of outputs are       */
     /* summed at a time in registers: four independent sums hide the latency   */
     /* of an addition, and each output is stored once.                          */
-    #if defined(__GNUC__)
+    #if defined(__GNUC__) && !defined(REVDECONV_PORTABLE)
     #  define REVDECONV_FINISH(v, k)                   /* + bias, f, store */      \
         memcpy(&w, bias + t0 + (k) * lanes, 32); v = v + w;                        \
         REVDECONV_ACTIVATE_VECTOR(v)                                               \
@@ -103,7 +106,7 @@ cdef extern from *:
             totals[t] = rest + w[t] * v;                                               \
             values[t] = v;                                                             \
         }
-    #if defined(__GNUC__)
+    #if defined(__GNUC__) && !defined(REVDECONV_PORTABLE)
     #  define REVDECONV_SOLVE_VECTORS(T, I)                                        \
         typedef T vec __attribute__((vector_size(32)));                           \
         typedef I mask __attribute__((vector_size(32)));                          \
@@ -141,7 +144,7 @@ cdef extern from *:
     REVDECONV_CLONES static void revdeconv_gram_update(
             double *gram, const double *X, Py_ssize_t n, Py_ssize_t ld) {
         Py_ssize_t a0, b0, r;
-    #if defined(__GNUC__)
+    #if defined(__GNUC__) && !defined(REVDECONV_PORTABLE)
         typedef double v4 __attribute__((vector_size(32)));
         for (a0 = 0; a0 < ld; a0 += 4) {
             for (b0 = a0; b0 < ld; b0 += 4) {
