@@ -13,7 +13,7 @@ import numpy as np
 from . import _backend, _convolve, _learn, _measure, _reverse
 from ._validation import back_to_back, output_size
 
-__all__ = ["convolve", "sgd", "normal_equations", "deconvolve", "mae"]
+__all__ = ["convolve", "squared_error", "sgd", "normal_equations", "deconvolve", "mae"]
 
 ACTIVATION_CODES = {"identity": 0, "relu": 1, "clip": 2}
 
@@ -26,6 +26,10 @@ _CACHE_LINE = 64
 _MIN_MACS_PER_THREAD = 1 << 16      # convolution: output values x kernel taps
 _MIN_UPDATES_PER_THREAD = 1 << 15   # SGD: block updates, all channels
 _MIN_VALUES_PER_THREAD = 1 << 18    # reverse solve, MAE: values written or read
+
+# lstsq: bands of block rows per channel, and the most their sums may take.
+_NORMAL_BANDS = 8
+_NORMAL_BANDS_BYTES = 1 << 24
 
 # Pixels per stretch of a row in the stride-1 convolution and the disjoint
 # reverse solve: enough to amortise the loop set-up, few enough that the
@@ -89,6 +93,20 @@ def convolve(images, kernel, bias, stride, activation, n_threads):
     return outputs
 
 
+def squared_error(originals, targets, kernel, bias, stride, activation, n_threads):
+    """Sum over all pairs of ``(convolve(original) - target)**2``, in double."""
+    n_channels, kh, kw = kernel.shape
+    src, src_geom = _pack(originals)
+    tgt, tgt_geom = _pack(targets)
+    row_sums = np.empty(int(tgt_geom[-1, 3] + tgt_geom[-1, 1]))
+    with _backend.thread_share(n_threads, tgt.size * kh * kw,
+                               _MIN_MACS_PER_THREAD) as n_threads:
+        scratch = _padded_rows(n_threads, int(tgt_geom[:, 2].max()) * n_channels, kernel.dtype)
+        _convolve.squared_error(src, src_geom, kernel, bias, tgt, tgt_geom, scratch, row_sums,
+                                stride[0], stride[1], ACTIVATION_CODES[activation], n_threads)
+    return float(row_sums.sum())
+
+
 def _sgd(originals, targets, kernel, bias, stride, lr, epochs, learn_bias, activation,
          order, n_threads, order_start=None):
     """SGD on kernels ``(..., kh, kw)`` and biases ``(...)``: ``_learn.sgd``, or with
@@ -138,19 +156,24 @@ def normal_equations(originals, targets, kernel_shape, stride, with_bias,
     n_channels = originals[0].shape[2]
     m = kh * kw + bool(with_bias)
     ld = (m + 1 + 3) // 4 * 4          # a design row, its target, then zeros
-    acc = _padded_rows(n_channels, ld * ld + 1, np.float64)
+    # Each channel's sums in a few bands of block rows, so that every thread has
+    # work whatever the channel count; a fixed number of bands (not one per
+    # thread), so that the sums, and the result, do not depend on the threads.
+    n_bands = int(np.clip(_NORMAL_BANDS_BYTES // (n_channels * ld * ld * 8), 1, _NORMAL_BANDS))
+    acc = _padded_rows(n_bands * n_channels, ld * ld + 1, np.float64)
     src, src_geom = _pack(originals)
     tgt, tgt_geom = _pack(targets)
-    # Threads take whole channels: no more threads than channels.
-    with _backend.thread_share(n_threads, n_channels) as n_threads:
+    with _backend.thread_share(n_threads, len(acc)) as n_threads:
         rows = _padded_rows(n_threads, _learn.DESIGN_ROWS * ld, np.float64)
-        _learn.normal_equations(src, src_geom, tgt, tgt_geom, acc, rows, kh, kw, stride[0],
-                                stride[1], with_bias, ACTIVATION_CODES[activation], n_threads)
-    full = acc[:, :ld * ld].reshape(n_channels, ld, ld)
+        _learn.normal_equations(src, src_geom, tgt, tgt_geom, acc, rows, n_channels, kh, kw,
+                                stride[0], stride[1], with_bias, ACTIVATION_CODES[activation],
+                                n_threads)
+    totals = acc[:, :ld * ld + 1].reshape(n_bands, n_channels, -1).sum(axis=0)
+    full = totals[:, :ld * ld].reshape(n_channels, ld, ld)
     # The kernel fills the upper triangle (and a little more); mirror it.
     upper = np.triu(full[:, :m, :m])
     gram = upper + np.triu(upper, 1).transpose(0, 2, 1)
-    return gram, full[:, :m, m].copy(), acc[:, ld * ld].copy()
+    return gram, full[:, :m, m].copy(), totals[:, ld * ld].copy()
 
 
 def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads):

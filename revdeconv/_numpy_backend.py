@@ -19,7 +19,7 @@ import numpy as np
 
 from ._validation import output_size
 
-__all__ = ["convolve", "sgd", "normal_equations", "deconvolve", "mae"]
+__all__ = ["convolve", "squared_error", "sgd", "normal_equations", "deconvolve", "mae"]
 
 
 def _activate(values, activation):
@@ -53,6 +53,27 @@ def convolve(images, kernel, bias, stride, activation, n_threads=None):
         out += bias
         outputs.append(_activate(out, activation))
     return outputs
+
+
+#: Output values per band in squared_error: its temporaries stay a few MiB.
+_BAND_VALUES = 1 << 18
+
+
+def squared_error(originals, targets, kernel, bias, stride, activation, n_threads=None):
+    """Sum over all pairs of ``(convolve(original) - target)**2``, in float64, band of
+    rows by band of rows, so that the fit never takes memory of the target's size."""
+    kh = kernel.shape[1]
+    total = 0.0
+    for original, target in zip(originals, targets):
+        out_h, out_w, n_channels = target.shape
+        band = max(1, _BAND_VALUES // (out_w * n_channels))
+        for top in range(0, out_h, band):
+            rows = min(band, out_h - top)
+            part = original[top * stride[0]:(top + rows - 1) * stride[0] + kh]
+            fitted = convolve([part], kernel, bias, stride, activation)[0]
+            error = np.subtract(fitted, target[top:top + rows], dtype=np.float64)
+            total += float(np.square(error, out=error).sum())
+    return total
 
 
 def sgd_each(originals, targets, kernels, biases, stride, lr, epochs, learn_bias,

@@ -287,28 +287,7 @@ def _lstsq(impl, originals, targets, kernel_size, stride, with_bias, activation,
                           f"returning the minimum-norm solution", RuntimeWarning, stacklevel=3)
     kernel = np.ascontiguousarray(solution[:, :kh * kw].reshape(n_channels, kh, kw), dtype=dtype)
     offsets = (solution[:, kh * kw] if with_bias else np.zeros(n_channels)).astype(dtype)
-    squared = sum(_squared_error(impl, original, target, kernel, offsets, stride, activation,
-                                 n_threads) for original, target in zip(originals, targets))
+    squared = impl.squared_error(originals, targets, kernel, offsets, stride, activation,
+                                 n_threads)
     loss = np.array([squared / sum(t.size for t in targets)])
     return kernel, offsets, loss
-
-
-#: Output values per band in the lstsq loss: its temporaries stay a few MiB.
-_LOSS_BAND_VALUES = 1 << 18
-
-
-def _squared_error(impl, original, target, kernel, offsets, stride, activation, n_threads):
-    """Sum of squared errors of the fitted model on one pair, band of rows by band
-    of rows, so that the fit never takes memory of the target's size."""
-    kh = kernel.shape[1]
-    out_h, out_w, n_channels = target.shape
-    band = max(1, _LOSS_BAND_VALUES // (out_w * n_channels))
-    total = 0.0
-    for top in range(0, out_h, band):
-        rows = min(band, out_h - top)
-        part = original[top * stride[0]:(top + rows - 1) * stride[0] + kh]
-        fitted = impl.convolve([part], kernel, offsets, stride, activation, n_threads)[0]
-        error = np.subtract(fitted, target[top:top + rows], dtype=np.float64)
-        # (not np.dot: BLAS threads would fight the kernels' OpenMP threads)
-        total += float(np.square(error, out=error).sum())
-    return total

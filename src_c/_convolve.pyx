@@ -6,7 +6,7 @@ allocated the output; nothing here checks its input.
 """
 
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 
 from _activation cimport activate
 
@@ -110,3 +110,51 @@ def convolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
                               src_row_len, &kernel[0, 0, 0], &bias[0],
                               &dst[dst_geom[n, OFFSET] + p * dst_row_len],
                               dst_geom[n, WIDTH], n_channels, kh, kw, stride_w, activation)
+
+
+cdef double _sum_of_squares(const floating* fitted, const floating* target,
+                            Py_ssize_t n) noexcept nogil:
+    """Sum of ``(fitted - target)**2``, each difference taken in double."""
+    cdef double total = 0, d
+    cdef Py_ssize_t t
+    for t in range(n):
+        d = <double>fitted[t] - <double>target[t]
+        total += d * d
+    return total
+
+
+def squared_error(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
+                  const floating[:, :, ::1] kernel not None, const floating[::1] bias not None,
+                  const floating[::1] targets, const Py_ssize_t[:, ::1] target_geom,
+                  floating[:, ::1] scratch, double[::1] row_sums, Py_ssize_t stride_h,
+                  Py_ssize_t stride_w, int activation, int n_threads):
+    """How far the convolution of ``src`` is from ``targets``: ``row_sums[r]``
+    receives the sum of squared differences over output row ``r`` of the batch.
+
+    Each output row is computed as ``convolve`` computes it, in ``scratch[k]``
+    (thread ``k``'s row, at least the widest output row long), and compared
+    there: nothing of the output's size is ever allocated.
+    """
+    cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
+    cdef Py_ssize_t n_images = target_geom.shape[0]
+    cdef const Py_ssize_t* out_geom = &target_geom[0, 0]
+    cdef Py_ssize_t row, n, p, src_row_len, dst_row_len
+    cdef floating* fitted
+    assert fits(src_geom, n_channels, src.shape[0])
+    assert fits(target_geom, n_channels, targets.shape[0])
+    assert bias.shape[0] == n_channels and src_geom.shape[0] == n_images
+    assert row_sums.shape[0] == batch_rows(out_geom, n_images)
+    assert scratch.shape[0] >= n_threads
+    with nogil:
+        for row in prange(batch_rows(out_geom, n_images), num_threads=n_threads,
+                          schedule="static"):
+            n = image_of_row(out_geom, n_images, row)
+            p = row - target_geom[n, FIRST_ROW]
+            src_row_len = src_geom[n, WIDTH] * n_channels
+            dst_row_len = target_geom[n, WIDTH] * n_channels
+            fitted = &scratch[threadid(), 0]
+            _convolve_row(&src[src_geom[n, OFFSET] + p * stride_h * src_row_len], src_row_len,
+                          &kernel[0, 0, 0], &bias[0], fitted, target_geom[n, WIDTH],
+                          n_channels, kh, kw, stride_w, activation)
+            row_sums[row] = _sum_of_squares(fitted, &targets[target_geom[n, OFFSET]
+                                                              + p * dst_row_len], dst_row_len)

@@ -13,7 +13,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 
 from _activation cimport activate, IDENTITY, RELU, CLIP
-from _batch cimport FIELDS, HEIGHT, OFFSET, WIDTH, fits
+from _batch cimport FIELDS, FIRST_ROW, HEIGHT, OFFSET, WIDTH, batch_rows, fits, image_of_row
 from _simd cimport gram_update
 
 cdef enum:
@@ -237,10 +237,12 @@ cdef inline bint _in_linear_range(double target, int activation) noexcept nogil:
 cdef void _normal_channel(const floating* originals, const Py_ssize_t* orig_geom,
                           const floating* targets, const Py_ssize_t* target_geom,
                           Py_ssize_t n_pairs, Py_ssize_t n_channels, Py_ssize_t channel,
+                          Py_ssize_t row_start, Py_ssize_t row_stop,
                           double* acc, double* rows, Py_ssize_t ld, Py_ssize_t kh,
                           Py_ssize_t kw, Py_ssize_t stride_h, Py_ssize_t stride_w,
                           bint with_bias, int activation) noexcept nogil:
-    """Accumulate the Gram matrix of the design rows, augmented by the target.
+    """Accumulate the Gram matrix of the design rows of one channel, augmented by
+    the target, over block rows ``row_start <= r < row_stop`` of the batch.
 
     A design row is a block's pixels (then 1 with a bias), then the target,
     then zeros up to ``ld``, a multiple of 4; ``rows`` holds ``ROWS`` of them,
@@ -249,61 +251,70 @@ cdef void _normal_channel(const floating* originals, const Py_ssize_t* orig_geom
     number of rows. Rows are gathered ``ROWS`` at a time, then added by
     ``gram_update`` (``_simd.pxd``), which keeps a tile of sums in registers.
     """
-    cdef Py_ssize_t n, p, q, i, j, width, out_width, n_rows = 0
+    cdef Py_ssize_t n, r, p, q, i, j, width, out_width, n_rows = 0
     cdef Py_ssize_t kk = kh * kw
     cdef Py_ssize_t m = kk + with_bias
     cdef const floating* block
     cdef double* row
     cdef double target
-    for n in range(n_pairs):
+    for r in range(row_start, row_stop):
+        n = image_of_row(target_geom, n_pairs, r)
+        p = r - target_geom[FIELDS * n + FIRST_ROW]
         width = orig_geom[FIELDS * n + WIDTH]
         out_width = target_geom[FIELDS * n + WIDTH]
-        for p in range(target_geom[FIELDS * n + HEIGHT]):
-            for q in range(out_width):
-                target = targets[target_geom[FIELDS * n + OFFSET] + (p * out_width + q) * n_channels + channel]
-                if not _in_linear_range(target, activation):
-                    continue
-                block = (originals + orig_geom[FIELDS * n + OFFSET]
-                         + (p * stride_h * width + q * stride_w) * n_channels + channel)
-                row = rows + n_rows * ld
-                for i in range(kh):
-                    for j in range(kw):
-                        row[i * kw + j] = block[(i * width + j) * n_channels]
-                if with_bias:
-                    row[kk] = 1
-                row[m] = target
-                n_rows += 1
-                if n_rows == ROWS:
-                    gram_update(acc, rows, n_rows, ld)
-                    acc[ld * ld] += n_rows
-                    n_rows = 0
+        for q in range(out_width):
+            target = targets[target_geom[FIELDS * n + OFFSET] + (p * out_width + q) * n_channels + channel]
+            if not _in_linear_range(target, activation):
+                continue
+            block = (originals + orig_geom[FIELDS * n + OFFSET]
+                     + (p * stride_h * width + q * stride_w) * n_channels + channel)
+            row = rows + n_rows * ld
+            for i in range(kh):
+                for j in range(kw):
+                    row[i * kw + j] = block[(i * width + j) * n_channels]
+            if with_bias:
+                row[kk] = 1
+            row[m] = target
+            n_rows += 1
+            if n_rows == ROWS:
+                gram_update(acc, rows, n_rows, ld)
+                acc[ld * ld] += n_rows
+                n_rows = 0
     gram_update(acc, rows, n_rows, ld)
     acc[ld * ld] += n_rows
 
 
 def normal_equations(const floating[::1] originals, const Py_ssize_t[:, ::1] orig_geom,
                      const floating[::1] targets, const Py_ssize_t[:, ::1] target_geom,
-                     double[:, ::1] acc, double[:, ::1] rows, Py_ssize_t kh, Py_ssize_t kw,
-                     Py_ssize_t stride_h, Py_ssize_t stride_w, bint with_bias,
-                     int activation, int n_threads):
-    """Accumulate the least-squares normal equations of every channel into ``acc[c]``.
+                     double[:, ::1] acc, double[:, ::1] rows, Py_ssize_t n_channels,
+                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                     bint with_bias, int activation, int n_threads):
+    """Accumulate the least-squares normal equations into ``acc``, in parts.
 
-    ``acc`` must be zeroed by the caller; see ``_normal_channel`` for its layout
-    (``ld`` is the least multiple of 4 above ``kh*kw + with_bias``). Threads take
-    whole channels, so a channel's sums run in the same order on any number of
-    threads; thread ``k`` gathers design rows in ``rows[k]`` (``>= ROWS * ld``
-    values, zeroed).
+    Row ``k`` of ``acc`` holds channel ``k % C`` over band ``k // C`` of the
+    batch's block rows (``acc.shape[0] // C`` bands, an even split of them);
+    see ``_normal_channel`` for its layout (``ld`` the least multiple of 4
+    above ``kh*kw + with_bias``). ``acc`` is zeroed by the caller, who adds
+    the bands up. The parts are shared out between the threads; a part's sums
+    run in the same order on any number of threads. Thread ``k`` gathers
+    design rows in ``rows[k]`` (``>= ROWS * ld`` values, zeroed).
     """
-    cdef Py_ssize_t n_channels = acc.shape[0], c
     cdef Py_ssize_t ld = (kh * kw + with_bias + 1 + 3) // 4 * 4
+    cdef Py_ssize_t n_pairs = target_geom.shape[0], n_parts = acc.shape[0], part, band, c
+    cdef Py_ssize_t n_bands = n_parts // n_channels
+    cdef Py_ssize_t n_rows = batch_rows(&target_geom[0, 0], n_pairs)
     assert fits(orig_geom, n_channels, originals.shape[0])
     assert fits(target_geom, n_channels, targets.shape[0])
+    assert n_parts == n_bands * n_channels and n_bands >= 1
     assert acc.shape[1] > ld * ld and rows.shape[0] >= n_threads
     assert rows.shape[1] >= ROWS * ld
     with nogil:
-        for c in prange(n_channels, num_threads=n_threads, schedule="static", chunksize=1):
+        for part in prange(n_parts, num_threads=n_threads, schedule="dynamic"):
+            band = part // n_channels
+            c = part % n_channels
             _normal_channel(&originals[0], &orig_geom[0, 0], &targets[0], &target_geom[0, 0],
-                            orig_geom.shape[0], n_channels, c, &acc[c, 0],
+                            n_pairs, n_channels, c, band * n_rows // n_bands,
+                            (band + 1) * n_rows // n_bands, &acc[part, 0],
                             &rows[threadid(), 0], ld, kh, kw, stride_h, stride_w, with_bias,
                             activation)
 

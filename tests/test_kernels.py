@@ -790,3 +790,26 @@ def test_zoom_default_shape(stride):
     out = revdeconv.zoom(x, stride)
     assert out.shape == (3 * sh, 4 * sw)
     np.testing.assert_array_equal(out, np.repeat(np.repeat(x, sh, axis=0), sw, axis=1))
+
+
+@pytest.mark.parametrize("stride", [(1, 1), (2, 3), (3, 3), (4, 5)])
+@pytest.mark.parametrize("activation", ["identity", "relu", "clip"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_squared_error_of_a_fit(stride, activation, dtype, backend):
+    # The lstsq loss: sum over a batch of (convolve(original) - target)**2, computed
+    # row by row without the fitted images; against the plain computation.
+    require(backend)
+    from revdeconv._backend import get_backend
+    rng = np.random.default_rng(7)
+    originals = [rng.random(shape, dtype=np.float64).astype(dtype)
+                 for shape in [(13, 17, 2), (9, 11, 2), (30, 7, 2)]]
+    kernel = (rng.standard_normal((2, 3, 3)) * 0.5).astype(dtype)
+    bias = np.array([0.1, -0.2], dtype=dtype)
+    fitted = revdeconv.convolve(originals, kernel, stride=stride, bias=bias,
+                                activation=activation, backend="numpy")
+    targets = [(f + rng.standard_normal(f.shape) * 0.1).astype(dtype) for f in fitted]
+    expected = sum(float(np.sum((f.astype(np.float64) - t) ** 2))
+                   for f, t in zip(fitted, targets))
+    got = get_backend(backend).squared_error(originals, targets, kernel, bias, stride,
+                                            activation, 2)
+    assert got == pytest.approx(expected, rel=1e-12)
