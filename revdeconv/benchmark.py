@@ -6,7 +6,8 @@ backend on each thread count asked for, for the NumPy fallback and, for the
 stride-1 convolution, for ``cv2.filter2D`` and ``scipy.ndimage.correlate`` where
 they are installed. A time is the best of ``repeat`` runs after one untimed
 warm-up (the NumPy SGD pass and the NumPy batch pipeline, which take seconds,
-run once). The batch pipeline (:func:`pipeline`) is timed in images per second.
+run once); the implementations of a case take turns, one run each per round,
+so that a slow spell of a shared machine does not fall on one of them only. The batch pipeline (:func:`pipeline`) is timed in images per second.
 A second pass, apart from the timings because tracing slows allocation,
 measures with :mod:`tracemalloc` what each compiled kernel allocates.
 
@@ -52,7 +53,7 @@ from .learning import learn_filter
 from .reverse import deconvolve
 
 __all__ = ["SIZES", "DEFAULT_SIZE", "SPEED_TARGETS", "MEMORY_LIMIT", "Row", "MemoryRow",
-           "Target", "BenchResult", "run_benchmark", "best_time", "allocated_peak",
+           "Target", "BenchResult", "run_benchmark", "allocated_peak",
            "pipeline", "pipeline_images", "machine_info", "add_arguments", "run_command"]
 
 #: Image sizes (rows, columns) of the kernel benchmark; the images are RGB float32.
@@ -85,37 +86,6 @@ SPEED_TARGETS = (
 )
 #: A compiled kernel may hold at most this times (input + output) at its peak.
 MEMORY_LIMIT = 1.10
-
-
-def best_time(call, repeat=3, warmup=None):
-    """The shortest of ``repeat`` wall-clock times of ``call()``, in seconds.
-
-    The shortest is the run least disturbed by whatever else the machine does.
-
-    Parameters
-    ----------
-    call : callable
-        Called with no arguments.
-    repeat : int
-        How many timed runs.
-    warmup : callable, optional
-        Called once, untimed, first (pass ``call`` itself to take first-call
-        costs, such as starting the OpenMP threads, out of the times).
-
-    Examples
-    --------
-    >>> seconds = best_time(lambda: sum(range(1000)), repeat=3, warmup=lambda: None)
-    >>> seconds >= 0
-    True
-    """
-    if warmup is not None:
-        warmup()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def allocated_peak(call):
@@ -552,12 +522,34 @@ class _Job:
     context: object = contextlib.nullcontext    # set up around the timed runs
     note: str = ""
 
-    def run(self):
-        if self.note:
-            return Row(self.case, self.implementation, note=self.note)
+    def time_once(self):
+        """Seconds of one run of ``call`` (in ``context``)."""
         with self.context():
-            seconds = best_time(self.call, self.repeat, self.warmup)
-        return Row(self.case, self.implementation, seconds, self.images, self.repeat)
+            start = time.perf_counter()
+            self.call()
+            return time.perf_counter() - start
+
+
+def _time_case(jobs, step):
+    """Time the jobs of one case in rounds, each job once a round while it has runs
+    left, so that a slow spell of the machine falls on all of them alike (the
+    ratios compare like with like); a job's time is its best round.
+
+    Returns one :class:`Row` per job, in order.
+    """
+    for job in jobs:
+        step(f"{job.case}: {job.implementation}")
+        if not job.note and job.warmup is not None:
+            with job.context():
+                job.warmup()
+    best = [float("inf")] * len(jobs)
+    for round_ in range(max(job.repeat for job in jobs)):
+        for k, job in enumerate(jobs):
+            if not job.note and round_ < job.repeat:
+                best[k] = min(best[k], job.time_once())
+    return [Row(job.case, job.implementation, note=job.note) if job.note else
+            Row(job.case, job.implementation, best[k], job.images, job.repeat)
+            for k, job in enumerate(jobs)]
 
 
 def _kernel_calls(image):
@@ -725,9 +717,8 @@ def run_benchmark(size=DEFAULT_SIZE, threads=(1, 2), repeat=3, images=1000, *,
                          min(numpy_images, images), command,
                          datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                          machine, software)
-    for job in jobs:
-        step(f"{job.case}: {job.implementation}")
-        result.rows.append(job.run())
+    for case in dict.fromkeys(job.case for job in jobs):
+        result.rows += _time_case([job for job in jobs if job.case == case], step)
     if _backend.compiled_available():      # apart from the timings: tracing slows them
         result.memory = _memory_rows(image, step)
     if progress is not None:
