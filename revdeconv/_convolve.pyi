@@ -15,3 +15,17 @@ def convolve(
     activation: int,
     n_threads: int,
 ) -> None: ...
+def squared_error(
+    src: npt.NDArray[np.floating],
+    src_geom: npt.NDArray[np.intp],
+    kernel: npt.NDArray[np.floating],
+    bias: npt.NDArray[np.floating],
+    targets: npt.NDArray[np.floating],
+    target_geom: npt.NDArray[np.intp],
+    scratch: npt.NDArray[np.floating],
+    row_sums: npt.NDArray[np.float64],
+    stride_h: int,
+    stride_w: int,
+    activation: int,
+    n_threads: int,
+) -> None: ...

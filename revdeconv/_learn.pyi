@@ -10,8 +10,7 @@ def sgd(
     params: npt.NDArray[np.floating],
     sq_err: npt.NDArray[np.float64],
     order: npt.NDArray[np.intp],
-    kh: int,
-    kw: int,
+    taps: npt.NDArray[np.intp],
     stride_h: int,
     stride_w: int,
     lr: float,
@@ -29,8 +28,7 @@ def sgd_each(
     sq_err: npt.NDArray[np.float64],
     order: npt.NDArray[np.intp],
     order_start: npt.NDArray[np.intp],
-    kh: int,
-    kw: int,
+    taps: npt.NDArray[np.intp],
     stride_h: int,
     stride_w: int,
     lr: float,
@@ -45,6 +43,8 @@ def normal_equations(
     targets: npt.NDArray[np.floating],
     target_geom: npt.NDArray[np.intp],
     acc: npt.NDArray[np.float64],
+    rows: npt.NDArray[np.float64],
+    n_channels: int,
     kh: int,
     kw: int,
     stride_h: int,
@@ -53,3 +53,5 @@ def normal_equations(
     activation: int,
     n_threads: int,
 ) -> None: ...
+
+DESIGN_ROWS: int

@@ -9,6 +9,8 @@ def deconvolve(
     dst: npt.NDArray[np.floating],
     dst_geom: npt.NDArray[np.intp],
     scratch: npt.NDArray[np.floating],
+    tiled_for: npt.NDArray[np.intp],
+    chunk: int,
     n_channels: int,
     stride_h: int,
     stride_w: int,
