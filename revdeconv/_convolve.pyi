@@ -10,6 +10,7 @@ def convolve(
     dst: npt.NDArray[np.floating],
     dst_geom: npt.NDArray[np.intp],
     tiled: npt.NDArray[np.floating],
+    scratch: npt.NDArray[np.floating],
     stride_h: int,
     stride_w: int,
     activation: int,

@@ -63,10 +63,11 @@ def test_debug_build_asserts_on_a_bad_geometry():
     with pytest.raises(AssertionError):
         _convolve.convolve(src, too_far, kernel, np.zeros(3), np.zeros(3),
                            np.array([[0, 1, 1, 0]], dtype=np.intp), np.empty((0, 0)),
-                           3, 3, 2, 1)
+                           np.empty((1, 0)), 3, 3, 2, 1)
     out = np.zeros(3)
     _convolve.convolve(src, geometry, kernel, np.zeros(3), out,
-                       np.array([[0, 1, 1, 0]], dtype=np.intp), np.empty((0, 0)), 3, 3, 2, 1)
+                       np.array([[0, 1, 1, 0]], dtype=np.intp), np.empty((0, 0)),
+                       np.empty((1, 0)), 3, 3, 2, 1)
 
 
 def test_show_config_reports_backend_openmp_threads(capsys):

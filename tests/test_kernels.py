@@ -813,3 +813,22 @@ def test_squared_error_of_a_fit(stride, activation, dtype, backend):
     got = get_backend(backend).squared_error(originals, targets, kernel, bias, stride,
                                             activation, 2)
     assert got == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("kernel_shape, stride", [((3, 3), 3), ((2, 3), 3), ((3, 3), 8),
+                                                  ((5, 5), 5), ((3, 2), 2), ((7, 4), 4)])
+@pytest.mark.parametrize("n_channels", [1, 3, 4])
+def test_wide_rows_at_every_stride_agree_with_numpy(kernel_shape, stride, n_channels):
+    # Rows wide enough to span many of the compiled kernels' stretches (the
+    # stride-1 row subsampled, or the strided loop), in both dtypes.
+    require("compiled")
+    rng = np.random.default_rng(11)
+    for dtype in (np.float32, np.float64):
+        images = [rng.random((h, w, n_channels)).astype(dtype) for h, w in [(9, 701), (8, 263)]]
+        kernel = rng.standard_normal((n_channels,) + kernel_shape).astype(dtype)
+        for activation in ("identity", "clip"):
+            options = dict(stride=(2, stride), bias=0.1, activation=activation)
+            compiled = revdeconv.convolve(images, kernel, backend="compiled", **options)
+            fallback = revdeconv.convolve(images, kernel, backend="numpy", **options)
+            for a, b in zip(compiled, fallback):
+                np.testing.assert_array_equal(a, b)
