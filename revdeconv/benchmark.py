@@ -219,9 +219,10 @@ def machine_info():
 
 
 def _speed(speedup):
-    """``'8.6x'``: the slower of two times over the faster, given their ratio."""
+    """``'8.62x'``: the slower of two times over the faster, given their ratio (two
+    decimals below 10, so that a ratio just past a target never reads as on it)."""
     ratio = speedup if speedup >= 1 else 1 / speedup
-    return f"{ratio:.0f}x" if ratio >= 100 else f"{ratio:.1f}x"
+    return f"{ratio:.0f}x" if ratio >= 100 else f"{ratio:.1f}x" if ratio >= 10 else f"{ratio:.2f}x"
 
 
 def _faster(speedup):
