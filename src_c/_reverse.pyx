@@ -121,9 +121,10 @@ cdef void _solve_disjoint_row(const floating* tiled, const floating* x_row, floa
 
     The same operations as ``_solve_block`` on each block, in the same order,
     but across the row: value ``t = Q*C + c`` of a stretch is channel ``c`` of
-    block ``Q``, so each step of eq. 3 is one loop over contiguous values with
-    no dependence between them, which the compiler vectorises (division
-    included); the solved values are then copied to their pixels. ``tiled``
+    block ``Q``, so each step of eq. 3 is one call of ``solve_step``
+    (``_simd.pxd``, vectorised, division included) over contiguous values with
+    no dependence between them; the solved values are then copied to their
+    pixels. ``tiled``
     comes from ``_tile_kernel``; ``totals`` and ``values`` hold ``chunk``
     values each; ``y`` is the row's top-left pixel.
     """
