@@ -175,6 +175,21 @@ def check_finite(array, name, n_threads=1):
                          f"to compute with them (they spread into the results)")
 
 
+def comparable(a, b, names=("a", "b")):
+    """``a`` and ``b`` as arrays, after checking that they can be compared: real
+    values, one shape, not empty (``names`` name them in the errors)."""
+    a, b = np.asarray(a), np.asarray(b)
+    for array, name in zip((a, b), names):
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a real-valued array, got dtype {array.dtype}")
+    if a.shape != b.shape:
+        raise ValueError(f"{names[0]} and {names[1]} must have one shape, "
+                         f"got {a.shape} and {b.shape}")
+    if a.size == 0:
+        raise ValueError(f"{names[0]} and {names[1]} must not be empty")
+    return a, b
+
+
 def as_images(images, name, dtype=None, nonfinite="raise", n_threads=1):
     """Validate one image or a list of them for a kernel.
 

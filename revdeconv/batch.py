@@ -34,7 +34,7 @@ import numpy as np
 
 from . import convolution, learning, reverse
 from ._backend import effective_n_threads, get_backend
-from ._validation import as_kernels, stacked_view
+from ._validation import as_kernels, comparable, stacked_view
 
 __all__ = ["convolve", "learn", "deconvolve", "mae"]
 
@@ -207,17 +207,9 @@ def mae(images, references, *, n_threads=None, backend=None):
     second, _ = _images(references, "references")
     if len(first) != len(second):
         raise ValueError(f"{len(first)} images but {len(second)} references")
-    first = [np.asarray(a) for a in first]
-    second = [np.asarray(b) for b in second]
-    for n, (a, b) in enumerate(zip(first, second)):
-        for array, name in ((a, f"images[{n}]"), (b, f"references[{n}]")):
-            if array.dtype.kind not in "biuf":
-                raise TypeError(f"{name} must be a real-valued array, got dtype {array.dtype}")
-        if a.shape != b.shape:
-            raise ValueError(f"images[{n}] and references[{n}] must have one shape, "
-                             f"got {a.shape} and {b.shape}")
-        if a.size == 0:
-            raise ValueError(f"images[{n}] and references[{n}] must not be empty")
+    pairs = [comparable(a, b, (f"images[{n}]", f"references[{n}]"))
+             for n, (a, b) in enumerate(zip(first, second))]
+    first, second = [a for a, _ in pairs], [b for _, b in pairs]
     # float32 pairs stay float32 (each difference is still taken in float64);
     # anything else is compared as float64, which holds every value exactly.
     dtype = np.result_type(*first, *second)

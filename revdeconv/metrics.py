@@ -15,20 +15,14 @@ True
 
 import numpy as np
 
+from ._validation import comparable
+
 __all__ = ["mae", "loss_ratio", "gain", "psnr", "filter_error"]
 
 
 def _difference(a, b, names=("a", "b")):
     """``a - b`` in float64 (the inputs are cast element by element, not copied)."""
-    a, b = np.asarray(a), np.asarray(b)
-    for array, name in zip((a, b), names):
-        if array.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must be a real-valued array, got dtype {array.dtype}")
-    if a.shape != b.shape:
-        raise ValueError(f"{names[0]} and {names[1]} must have one shape, "
-                         f"got {a.shape} and {b.shape}")
-    if a.size == 0:
-        raise ValueError(f"{names[0]} and {names[1]} must not be empty")
+    a, b = comparable(a, b, names)
     return np.subtract(a, b, dtype=np.float64)
 
 
