@@ -25,6 +25,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 KERNELS = ["_convolve", "_learn", "_reverse", "_measure", "_openmp_helpers"]
+# The C the kernels include (cdef extern from "_simd.h"): a change rebuilds them.
+HEADERS = [os.path.join("src_c", name) for name in ("_simd.h", "_simd_typed.h")]
 
 OPENMP_PROBE = textwrap.dedent(
     """
@@ -136,9 +138,10 @@ PORTABLE = _flag_set("REVDECONV_PORTABLE")
 
 extensions = [
     Extension(f"revdeconv.{name}", [os.path.join("src_c", f"{name}.pyx")],
+              include_dirs=["src_c"], depends=HEADERS,
               # Release builds drop the wrappers' assertions (the façade has checked).
               define_macros=([] if DEBUG else [("CYTHON_WITHOUT_ASSERTIONS", None)])
-              # The plain C loops of src_c/_simd.pxd, as compilers without GCC
+              # The plain C loops of src_c/_simd.h, as compilers without GCC
               # vector types build them (for testing those loops here).
               + ([("REVDECONV_PORTABLE", None)] if PORTABLE else []))
     for name in KERNELS

@@ -18,7 +18,7 @@ import numpy as np
 
 import revdeconv
 from revdeconv import _compiled_backend, _convolve, filters
-from revdeconv._validation import check_finite
+from revdeconv._images import check_finite
 
 
 def best(call, repeat):

@@ -1,8 +1,9 @@
 """Run the benchmark and write bench/RESULTS.md, bench/results.json and bench/speedups.png.
 
-The harness is :mod:`revdeconv.benchmark` (also ``revdeconv bench``); this
-script only records its results beside itself. It takes the options of
-``revdeconv bench``; the output paths default to this folder.
+The harness is :mod:`revdeconv.benchmark` (also ``revdeconv bench``), and
+:mod:`revdeconv.bench_report` writes its results; this script only records them
+beside itself. It takes the options of ``revdeconv bench`` (from
+:mod:`revdeconv.cli`); the output paths default to this folder.
 
     python bench/run.py                        # 4k, threads 1 and 2, best of 3
     python bench/run.py --size paper --images 50    # a quick look
@@ -13,7 +14,7 @@ import os
 import shlex
 import sys
 
-from revdeconv.benchmark import add_arguments, run_command
+from revdeconv.cli import add_arguments, run_command
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUTPUTS = {"json": os.path.join(HERE, "results.json"),

@@ -9,13 +9,13 @@ image is passed as a view: nothing is copied.
 
 import numpy as np
 
-# _backend imports this module: its names are looked up at call time only.
-from . import _backend, _convolve, _learn, _measure, _reverse
-from ._validation import back_to_back, output_size
+from . import _convolve, _learn, _measure, _reverse
+from ._layout import back_to_back, output_size
+from ._threads import thread_share
 
 __all__ = ["convolve", "squared_error", "sgd", "normal_equations", "deconvolve", "mae"]
 
-ACTIVATION_CODES = {"identity": 0, "relu": 1, "clip": 2}
+ACTIVATION_CODES = _convolve.ACTIVATION_CODES      # the C enum of src_c/_simd.h
 
 # Per-channel state rows are padded to whole, distinct cache lines so that
 # threads owning neighbouring channels never write to the same line.
@@ -97,7 +97,7 @@ def convolve(images, kernel, bias, stride, activation, n_threads):
     if stride[1] == 1 or kw <= stride[1] <= _SUBSAMPLED_MAX_STRIDE:
         rows = np.concatenate([kernel.reshape(n_channels, kh * kw).T, bias[None, :]])
         tiled = np.ascontiguousarray(np.tile(rows, (1, _DENSE_CHUNK_PIXELS)))
-    with _backend.thread_share(n_threads, dst.size * kh * kw, _MIN_MACS_PER_THREAD) as n_threads:
+    with thread_share(n_threads, dst.size * kh * kw, _MIN_MACS_PER_THREAD) as n_threads:
         subsampled = stride[1] > 1 and tiled.size
         scratch = _padded_rows(n_threads if subsampled else 1,
                                tiled.shape[1] if subsampled else 0, kernel.dtype)
@@ -112,7 +112,7 @@ def squared_error(originals, targets, kernel, bias, stride, activation, n_thread
     src, src_geom = _pack(originals)
     tgt, tgt_geom = _pack(targets)
     row_sums = np.empty(int(tgt_geom[-1, 3] + tgt_geom[-1, 1]))
-    with _backend.thread_share(n_threads, tgt.size * kh * kw,
+    with thread_share(n_threads, tgt.size * kh * kw,
                                _MIN_MACS_PER_THREAD) as n_threads:
         scratch = _padded_rows(n_threads, int(tgt_geom[:, 2].max()) * n_channels, kernel.dtype)
         _convolve.squared_error(src, src_geom, kernel, bias, tgt, tgt_geom, scratch, row_sums,
@@ -140,7 +140,7 @@ def _sgd(originals, targets, kernel, bias, stride, lr, epochs, learn_bias, activ
     taps = np.ascontiguousarray(taps.reshape(len(originals), kh * kw), dtype=np.intp)
     learn, first = ((_learn.sgd, ()) if order_start is None
                     else (_learn.sgd_each, (order_start,)))
-    with _backend.thread_share(n_threads, epochs * tgt.size,
+    with thread_share(n_threads, epochs * tgt.size,
                                _MIN_UPDATES_PER_THREAD) as n_threads:
         learn(src, src_geom, tgt, tgt_geom, params, sq_err, order, *first, taps, stride[0],
               stride[1], lr, epochs, learn_bias, ACTIVATION_CODES[activation], n_threads)
@@ -176,7 +176,7 @@ def normal_equations(originals, targets, kernel_shape, stride, with_bias,
     acc = _padded_rows(n_bands * n_channels, ld * ld + 1, np.float64)
     src, src_geom = _pack(originals)
     tgt, tgt_geom = _pack(targets)
-    with _backend.thread_share(n_threads, len(acc)) as n_threads:
+    with thread_share(n_threads, len(acc)) as n_threads:
         rows = _padded_rows(n_threads, _learn.DESIGN_ROWS * ld, np.float64)
         _learn.normal_equations(src, src_geom, tgt, tgt_geom, acc, rows, n_channels, kh, kw,
                                 stride[0], stride[1], with_bias, ACTIVATION_CODES[activation],
@@ -198,7 +198,7 @@ def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads
     # of a row and keeps running sums and solved values there (see _reverse.pyx).
     disjoint = stride[0] >= kh and stride[1] >= kw
     chunk = _DENSE_CHUNK_PIXELS * n_channels
-    with _backend.thread_share(n_threads, dst.size, _MIN_VALUES_PER_THREAD) as n_threads:
+    with thread_share(n_threads, dst.size, _MIN_VALUES_PER_THREAD) as n_threads:
         scratch = _padded_rows(n_threads if disjoint else 1,
                                (2 * kh * kw + 2) * chunk if disjoint else 0, kernel.dtype)
         tiled_for = np.full(n_threads, -1, dtype=np.intp)
@@ -213,6 +213,6 @@ def mae(images, references, n_threads):
     a, geometry = _pack(images)
     b, _ = _pack(references)
     out = np.empty(len(images))
-    with _backend.thread_share(n_threads, a.size, _MIN_VALUES_PER_THREAD) as n_threads:
+    with thread_share(n_threads, a.size, _MIN_VALUES_PER_THREAD) as n_threads:
         _measure.mean_abs_diff(a, b, geometry, out, images[0].shape[2], n_threads)
     return out

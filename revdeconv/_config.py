@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _threads
 from ._version import __version__
 
 
@@ -35,8 +35,8 @@ def config():
         "version": __version__,
         "backend": _backend.DEFAULT_BACKEND,
         "compiled": _backend.compiled_available(),
-        "openmp": _backend.openmp_enabled(),
-        "threads": _backend.effective_n_threads(None),
+        "openmp": _threads.openmp_enabled(),
+        "threads": _threads.effective_n_threads(None),
         "import_error": _backend.IMPORT_ERROR,
         "build": _build_info(),
         "env": {name: os.environ.get(name) for name in

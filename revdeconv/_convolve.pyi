@@ -2,6 +2,9 @@
 import numpy as np
 import numpy.typing as npt
 
+#: The code the kernels take for each activation name (the C enum of src_c/_simd.h).
+ACTIVATION_CODES: dict[str, int]
+
 def convolve(
     src: npt.NDArray[np.floating],
     src_geom: npt.NDArray[np.intp],

@@ -17,7 +17,8 @@ blocks overlap, because a block then reads pixels solved by earlier ones.
 
 import numpy as np
 
-from ._validation import output_size
+from ._layout import output_size
+from ._validation import ACTIVATIONS
 
 __all__ = ["convolve", "squared_error", "sgd", "normal_equations", "deconvolve", "mae"]
 
@@ -28,6 +29,8 @@ def _activate(values, activation):
         np.clip(values, 0, 1, out=values)
     elif activation == "relu":
         np.maximum(values, 0, out=values)
+    elif activation != "identity":     # a name added to ACTIVATIONS but not here
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     return values
 
 

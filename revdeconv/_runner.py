@@ -6,6 +6,11 @@ processed, outputs are written to a temporary name and renamed, existing
 outputs are skipped unless ``overwrite``, and the exit status says whether
 anything failed. Files are loaded ``chunk`` at a time, so memory stays bounded
 by the chunk, not by the folder.
+
+The chain for a command that writes one output per input is
+:meth:`Run.process`; :meth:`Run.map_pairs` and :meth:`Run.fold_pairs` are the
+same chain over (original, filtered) pairs for ``learn``. The command line
+(``cli.py``) only parses arguments and says what to compute.
 """
 
 import glob
@@ -19,6 +24,7 @@ from PIL import Image
 from .io import ImageReadError, load_array, load_image, save_array, save_image
 
 FORMATS = {"png": ".png", "tiff": ".tiff", "npy": ".npy"}
+DEFAULT_FORMAT = "png"
 DEFAULT_CHUNK = 64
 
 
@@ -68,10 +74,25 @@ def read(path):
     return load_image(path)
 
 
+def _as_rgb(image):
+    """Grey becomes three equal channels; alpha is dropped."""
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[2] in (1, 2):
+        return np.repeat(image[:, :, :1], 3, axis=2)
+    return image[:, :, :3]
+
+
+def load_rgb(paths):
+    """The images at ``paths``, each with three channels (for ``experiment``); the
+    first that cannot be read raises."""
+    return [_as_rgb(load_image(path)) for path in paths]
+
+
 class Run:
     """One command over many files: counts, reports, progress and outputs."""
 
-    def __init__(self, command, *, out=None, fmt="png", overwrite=False, quiet=False,
+    def __init__(self, command, *, out=None, fmt=DEFAULT_FORMAT, overwrite=False, quiet=False,
                  chunk=DEFAULT_CHUNK, stream=None):
         self.command = command
         self.out, self.fmt, self.overwrite, self.quiet = out, fmt, overwrite, quiet
@@ -151,6 +172,102 @@ class Run:
             return
         self.succeed()
 
+    # -- the chain -----------------------------------------------------------------
+    def process(self, inputs, compute, *, attach=None):
+        """Every file named by ``inputs`` through ``compute``, its output written;
+        the exit status.
+
+        The files (see :func:`expand_inputs`) whose outputs exist are skipped
+        (unless ``overwrite``), the rest are read ``chunk`` at a time, and each
+        chunk's files are computed in one call per channel layout, or each alone
+        when that call raises ValueError, so the bad file is the one named. Each
+        output is written whole or not at all. ``compute(arrays)`` returns one
+        output per array; with ``attach``, ``compute(arrays, values)`` gets the
+        value ``attach(path)`` gave each file (a file for which it raises
+        ValueError fails with that message).
+        """
+        for group in self._groups(self.pending(expand_inputs(inputs)), attach):
+            for path, output in self._each_or_all(group, compute):
+                self.write(path, output)
+        return self.finish()
+
+    def pairs(self, originals, filtered):
+        """(original, filtered) paths paired by name, in name order; a file without
+        its partner, or with the name of another file on its side, is reported."""
+        originals, filtered = self._by_stem(originals), self._by_stem(filtered)
+        for name in sorted(set(originals) ^ set(filtered)):
+            side = "filtered" if name in originals else "original"
+            self.fail(originals.get(name) or filtered.get(name), f"no {side} file named {name!r}")
+        return [(originals[n], filtered[n]) for n in sorted(set(originals) & set(filtered))]
+
+    def map_pairs(self, originals, filtered, compute):
+        """``compute(originals, filtered)`` (arrays) on the :meth:`pairs`, as
+        :meth:`process` does on files; the results by name."""
+        results = {}
+        for group in self._groups(self.pairs(originals, filtered)):
+            for path, result in self._each_or_all(group, compute):
+                results[stem(path)] = result
+                self.succeed()
+        return results
+
+    def fold_pairs(self, originals, filtered, step, *, at_once=False):
+        """``carried = step(originals, filtered, carried)`` on the :meth:`pairs`, one
+        call per chunk and channel layout, in order; the last ``carried`` (None if
+        no call succeeded). A call that raises ValueError fails all its pairs.
+        ``at_once`` puts every pair in one chunk."""
+        pairs = self.pairs(originals, filtered)
+        if at_once:
+            self.chunk = max(len(pairs), 1)
+        carried = None
+        for group in self._groups(pairs):
+            try:
+                carried = step(*_columns(group), carried)
+            except ValueError as exc:
+                for path, *_ in group:
+                    self.fail(path, str(exc))
+                continue
+            self.succeed(len(group))
+        return carried
+
+    def _by_stem(self, specs):
+        """Input files by name (stem); a second file with a name is reported, not used."""
+        files = {}
+        for path in expand_inputs(specs):
+            if stem(path) in files:
+                self.fail(path, f"another input, {files[stem(path)]}, has the name "
+                                f"{stem(path)!r}")
+            else:
+                files[stem(path)] = path
+        return files
+
+    def _groups(self, items, attach=None):
+        """The loaded :meth:`chunks` of ``items``, each split :func:`by_channels`;
+        ``attach(path)`` adds a value to each item (see :meth:`process`)."""
+        for loaded in self.chunks(items):
+            if attach is not None:
+                attached = []
+                for path, *arrays in loaded:
+                    try:
+                        attached.append((path, *arrays, attach(path)))
+                    except ValueError as exc:
+                        self.fail(path, str(exc))
+                loaded = attached
+            yield from by_channels(loaded)
+
+    def _each_or_all(self, items, compute):
+        """``compute`` on the whole group; when that raises ValueError (one bad
+        image), on each item alone, so only the bad ones fail. Returns (path, result)."""
+        try:
+            return list(zip((item[0] for item in items), compute(*_columns(items))))
+        except ValueError:
+            results = []
+            for item in items:
+                try:
+                    results.append((item[0], compute(*_columns([item]))[0]))
+                except ValueError as exc:   # the item alone was "[0]" of its list
+                    self.fail(item[0], str(exc).replace("[0]", "", 1))
+            return results
+
     # -- inputs --------------------------------------------------------------------
     def chunks(self, items):
         """Yield lists of (path, array, ...), ``chunk`` items at a time. An item is a
@@ -190,16 +307,6 @@ def by_channels(items):
     return list(groups.values())
 
 
-def each_or_all(run, items, compute):
-    """``compute(items)`` on the whole group; when that raises ValueError (one bad
-    image), on each item alone, so only the bad ones fail. Returns (item, result)."""
-    try:
-        return list(zip(items, compute(items)))
-    except ValueError:
-        results = []
-        for item in items:
-            try:
-                results.append((item, compute([item])[0]))
-            except ValueError as exc:   # the item alone was "[0]" of its list
-                run.fail(item[0], str(exc).replace("[0]", "", 1))
-        return results
+def _columns(items):
+    """(path, a, b, ...) items as the lists [a, ...], [b, ...]: what ``compute`` takes."""
+    return [list(column) for column in zip(*items)][1:]

@@ -14,13 +14,14 @@ by mistake, most likely) are rejected, as are complex and object arrays.
 import numbers
 import operator
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 ACTIVATIONS = ("clip", "relu", "identity")
+#: The activation every function assumes unless told: clamp to ``[0, 1]``.
+DEFAULT_ACTIVATION = "clip"
 #: What a NaN or infinite pixel does: an error (the default), or pass through the maths.
 NONFINITE = ("raise", "propagate")
+DEFAULT_NONFINITE = "raise"
 #: Sizes and strides above this are mistakes (and would overflow the kernels' indices).
 MAX_SIZE = 2**31 - 1
 
@@ -114,114 +115,42 @@ def as_image(image, name, dtype):
         raise ValueError(f"{name} must have shape (H, W) or (H, W, C), got shape {array.shape}")
     if 0 in array.shape:
         raise ValueError(f"{name} must not be empty, got shape {array.shape}")
-    if array.dtype.kind in "iu":
-        array = array / np.iinfo(array.dtype).max
+    array = scale_integers(array)
     is_2d = array.ndim == 2
     if is_2d:
         array = array[:, :, np.newaxis]
     return np.ascontiguousarray(array, dtype=dtype), is_2d
 
 
-def is_batch(images):
-    """A list or tuple whose items are 2-D or 3-D arrays is a batch of images.
-
-    A nested list of numbers (``[[0.1, 0.2], [0.3, 0.4]]``) is one image.
-    """
-    return (isinstance(images, (list, tuple))
-            and (len(images) == 0 or all(np.ndim(item) >= 2 for item in images)))
-
-
-def as_image_list(images, name):
-    """One image or a list of images -> (list of images, their names, given as a list)."""
-    if is_batch(images):
-        if len(images) == 0:
-            raise ValueError(f"{name} must not be an empty list")
-        names = [f"{name}[{n}]" for n in range(len(images))]
-        return list(images), names, True
-    return [images], [name], False
+def scale_integers(array):
+    """The dtype policy's scaling: an integer array divided by its dtype's maximum
+    (uint8 255 -> 1.0), in float64; any other array as it is."""
+    if array.dtype.kind in "iu":
+        return array / np.iinfo(array.dtype).max
+    return array
 
 
-def common_dtype(images, names):
-    return np.result_type(*(image_dtype(image, n) for image, n in zip(images, names)))
-
-
-#: Values per thread below which the finite check runs on one thread.
-_PARALLEL_CHECK_VALUES = 1 << 22
-
-
-def _sum(values):
-    with np.errstate(over="ignore", invalid="ignore"):    # (per thread: errstate is)
-        return np.add.reduce(values, axis=None)
-
-
-def _surely_finite(array, n_threads=1):
-    """True when a sum in the array's own dtype is finite, which it is exactly when
-    every value is, unless huge finite values overflow it (then False, and a
-    value-by-value test must settle it): one vectorised pass, no temporary.
-    A large C-contiguous array is summed in ``n_threads`` parts at once
-    (NumPy releases the GIL while it sums)."""
-    parts = min(n_threads, array.size // _PARALLEL_CHECK_VALUES)
-    if parts <= 1 or not array.flags.c_contiguous:
-        return bool(np.isfinite(_sum(array)))
-    with ThreadPoolExecutor(parts) as pool:
-        sums = list(pool.map(_sum, np.array_split(array.reshape(-1), parts)))
-    return bool(np.isfinite(_sum(np.array(sums))))
-
-
-def check_finite(array, name, n_threads=1):
-    """Raise ValueError when ``array`` holds a NaN or an infinity."""
-    if not _surely_finite(array, n_threads) and not np.isfinite(array).all():
-        raise ValueError(f"{name} holds NaN or infinite pixels; pass nonfinite='propagate' "
-                         f"to compute with them (they spread into the results)")
-
-
-def comparable(a, b, names=("a", "b")):
+def comparable(a, b, names=("a", "b"), scale=False):
     """``a`` and ``b`` as arrays, after checking that they can be compared: real
-    values, one shape, not empty (``names`` name them in the errors)."""
-    a, b = np.asarray(a), np.asarray(b)
-    for array, name in zip((a, b), names):
+    values, one shape, not empty (``names`` name them in the errors).
+
+    With ``scale``, an integer image (an array with an integer dtype) is scaled
+    by :func:`scale_integers`, as every other function scales it; a plain list
+    of numbers has no image dtype and is taken as written.
+    """
+    arrays = []
+    for value, name in zip((a, b), names):
+        array = np.asarray(value)
         if array.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be a real-valued array, got dtype {array.dtype}")
+        arrays.append(scale_integers(array) if scale and hasattr(value, "dtype") else array)
+    a, b = arrays
     if a.shape != b.shape:
         raise ValueError(f"{names[0]} and {names[1]} must have one shape, "
                          f"got {a.shape} and {b.shape}")
     if a.size == 0:
         raise ValueError(f"{names[0]} and {names[1]} must not be empty")
     return a, b
-
-
-def as_images(images, name, dtype=None, nonfinite="raise", n_threads=1):
-    """Validate one image or a list of them for a kernel.
-
-    Returns ``(arrays, names, is_list, is_2d, n_channels)`` where ``arrays``
-    are C-contiguous ``(H, W, C)`` arrays of one float dtype (``dtype``, or
-    the common float dtype of the images), all 2-D or all 3-D, with one
-    channel count, and (unless ``nonfinite="propagate"``) finite, which is
-    checked on up to ``n_threads`` threads.
-    """
-    check_choice(nonfinite, "nonfinite", NONFINITE)
-    images, names, is_list = as_image_list(images, name)
-    if dtype is None:
-        dtype = common_dtype(images, names)
-    converted = [as_image(image, n, dtype) for image, n in zip(images, names)]
-    arrays = [array for array, _ in converted]
-    if nonfinite == "raise":
-        # The images of a contiguous stack in one pass; image by image only to
-        # name the one at fault (or when they do not lie back to back).
-        flat = back_to_back(arrays) if len(arrays) > 1 else None
-        if flat is None or not _surely_finite(flat, n_threads):
-            for array, n in zip(arrays, names):
-                check_finite(array, n, n_threads)
-    is_2d = [flag for _, flag in converted]
-    check_same_ndim(is_2d, names)
-    return arrays, names, is_list, is_2d[0], check_channels(arrays, names)
-
-
-def as_returned(outputs, is_list, is_2d):
-    """Results in the caller's layout: a list or one array, 2-D when the input was."""
-    if is_2d:
-        outputs = [output[:, :, 0] for output in outputs]
-    return outputs if is_list else outputs[0]
 
 
 def as_kernel(kernel, name, n_channels, dtype):
@@ -282,57 +211,6 @@ def as_bias(bias, n_channels, dtype, name="bias"):
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must hold finite values (in {np.dtype(dtype).name}) only")
     return array
-
-
-def output_size(size, k, s):
-    """Output length of a valid convolution: ``(size - k) // s + 1``."""
-    return (size - k) // s + 1
-
-
-def _address(array):
-    return array.__array_interface__["data"][0]
-
-
-def _root(array):
-    """The array that owns the memory ``array`` views."""
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
-
-
-def stacked_view(arrays):
-    """An ``(N, *shape)`` view of C-contiguous ``arrays`` of one shape and dtype that
-    lie one after the other in one array's memory (the images of a contiguous
-    stack), or None. Writable when that memory is."""
-    first = arrays[0]
-    root, address = _root(first), _address(first)
-    for array in arrays:
-        if (array.shape != first.shape or array.dtype != first.dtype
-                or not array.flags.c_contiguous or _root(array) is not root
-                or _address(array) != address):
-            return None
-        address += array.nbytes
-    if not root.flags.c_contiguous:
-        return None
-    view = np.ndarray((len(arrays),) + first.shape, dtype=first.dtype, buffer=root,
-                      offset=_address(first) - _address(root))
-    view.flags.writeable = root.flags.writeable
-    return view
-
-
-def back_to_back(arrays):
-    """A flat view of C-contiguous ``arrays`` that lie one after the other in memory
-    (one image, or the images of a contiguous stack), or None."""
-    if len(arrays) == 1:
-        return arrays[0].reshape(-1) if arrays[0].flags.c_contiguous else None
-    view = stacked_view(arrays)
-    return None if view is None else view.reshape(-1)
-
-
-def covered_shape(out_shape, kernel_shape, stride):
-    """Rows and columns that ``out_shape`` blocks of a kernel at a stride cover:
-    ``((Ho - 1) * sh + kh, (Wo - 1) * sw + kw)``, the reverse solve's default output."""
-    return tuple((out - 1) * s + k for out, k, s in zip(out_shape[:2], kernel_shape, stride))
 
 
 def check_fits(images, names, kernel_shape):

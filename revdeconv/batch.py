@@ -33,31 +33,38 @@ Examples
 import numpy as np
 
 from . import convolution, learning, reverse
-from ._backend import effective_n_threads, get_backend
-from ._validation import as_kernels, comparable, stacked_view
+from ._backend import get_backend
+from ._layout import stacked_view
+from ._threads import effective_n_threads
+from ._validation import DEFAULT_ACTIVATION, DEFAULT_NONFINITE, comparable
+from .learning import DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_METHOD
+from .reverse import DEFAULT_EPS
 
 __all__ = ["convolve", "learn", "deconvolve", "mae"]
 
 
 def _images(images, name):
-    """A stack or a list of images -> (list of images, whether a stack was given)."""
+    """A stack or a list of images -> (list of images, whether a stack was given).
+
+    Only the container is checked here (a stack's shape, a list's items being
+    2-D or 3-D, so that no list is mistaken for one image); the pixels are
+    checked by the function the images go to.
+    """
     if isinstance(images, np.ndarray):
         if images.ndim not in (3, 4):
             raise ValueError(f"{name} must be a (N, H, W) or (N, H, W, C) stack or a list of "
                              f"images, got an array of shape {images.shape}")
-        if len(images) == 0:
-            raise ValueError(f"{name} must hold at least one image")
-        return list(images), True
-    if isinstance(images, (list, tuple)):
-        if len(images) == 0:
-            raise ValueError(f"{name} must hold at least one image")
+    elif isinstance(images, (list, tuple)):
         bad = [n for n, image in enumerate(images) if np.ndim(image) not in (2, 3)]
         if bad:
             raise ValueError(f"{name}[{bad[0]}] must be an (H, W) or (H, W, C) image, got "
                              f"shape {np.shape(images[bad[0]])}")
-        return list(images), False
-    raise TypeError(f"{name} must be a stack (ndarray) or a list of images, "
-                    f"got {type(images).__name__}")
+    else:
+        raise TypeError(f"{name} must be a stack (ndarray) or a list of images, "
+                        f"got {type(images).__name__}")
+    if len(images) == 0:
+        raise ValueError(f"{name} must hold at least one image")
+    return list(images), isinstance(images, np.ndarray)
 
 
 def _stacked(outputs):
@@ -68,7 +75,12 @@ def _stacked(outputs):
     return np.stack(outputs) if view is None else view
 
 
-def convolve(images, kernel, **options):
+def _returned(outputs, stacked):
+    return _stacked(outputs) if stacked else outputs
+
+
+def convolve(images, kernel, *, stride=None, bias=None, activation=DEFAULT_ACTIVATION,
+             n_threads=None, backend=None, nonfinite=DEFAULT_NONFINITE):
     """:func:`revdeconv.convolve` over a stack or a list of images, in one call.
 
     Parameters
@@ -77,9 +89,8 @@ def convolve(images, kernel, **options):
         ``(N, H, W[, C])`` stack or a list of ``(H, W[, C])`` images.
     kernel : array_like
         ``(kh, kw)`` or ``(C, kh, kw)``, shared by all images.
-    **options
-        ``stride``, ``bias``, ``activation``, ``n_threads``, ``backend``, as in
-        :func:`revdeconv.convolve`.
+    stride, bias, activation, n_threads, backend, nonfinite
+        As in :func:`revdeconv.convolve` (same defaults).
 
     Returns
     -------
@@ -87,11 +98,16 @@ def convolve(images, kernel, **options):
         A stack for a stack, a list for a list.
     """
     arrays, stacked = _images(images, "images")
-    outputs = convolution.convolve(arrays, kernel, **options)
-    return _stacked(outputs) if stacked else outputs
+    outputs = convolution.convolve(arrays, kernel, stride=stride, bias=bias,
+                                   activation=activation, n_threads=n_threads,
+                                   backend=backend, nonfinite=nonfinite)
+    return _returned(outputs, stacked)
 
 
-def learn(originals, filtered, *, shared=False, **options):
+def learn(originals, filtered, *, shared=False, kernel_size=None, stride=None, lr=DEFAULT_LR,
+          epochs=DEFAULT_EPOCHS, init=None, bias=False, activation=DEFAULT_ACTIVATION,
+          method=DEFAULT_METHOD, shuffle=False, seed=None, n_threads=None, backend=None,
+          nonfinite=DEFAULT_NONFINITE):
     """Learn filters from many (original, filtered) pairs.
 
     Parameters
@@ -103,10 +119,9 @@ def learn(originals, filtered, *, shared=False, **options):
         all pairs in one compiled call, parallel over pairs x channels). True:
         one filter, learned over the pairs in order with the kernel carried
         over, as the paper does (:func:`revdeconv.learn_filter` on the lists).
-    **options
-        ``kernel_size``, ``stride``, ``lr``, ``epochs``, ``init``, ``bias``,
-        ``activation``, ``method``, ``shuffle``, ``seed``, ``n_threads``,
-        ``backend``, as in :func:`revdeconv.learn_filter`. With
+    kernel_size, stride, lr, epochs, init, bias, activation, method, shuffle, seed, \
+n_threads, backend, nonfinite
+        As in :func:`revdeconv.learn_filter` (same defaults). With
         ``shuffle=True`` each pair draws its block order from
         ``numpy.random.default_rng(seed)`` anew, as a call for that pair alone.
 
@@ -118,18 +133,16 @@ def learn(originals, filtered, *, shared=False, **options):
         raise TypeError(f"shared must be True or False, got {shared!r}")
     first, _ = _images(originals, "originals")
     second, _ = _images(filtered, "filtered")
+    options = dict(kernel_size=kernel_size, stride=stride, lr=lr, epochs=epochs, init=init,
+                   bias=bias, activation=activation, method=method, shuffle=shuffle, seed=seed,
+                   n_threads=n_threads, backend=backend, nonfinite=nonfinite)
     if shared:
         return learning.learn_filter(first, second, **options)
-    defaults = dict(kernel_size=None, stride=None, lr=0.1, epochs=1, init=None, bias=False,
-                    activation="clip", method="sgd", shuffle=False, seed=None, n_threads=None,
-                    backend=None, nonfinite="raise")
-    unknown = set(options) - set(defaults)
-    if unknown:
-        raise TypeError(f"learn() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
-    return learning._learn(first, second, each=True, **(defaults | options))
+    return learning._learn(first, second, each=True, **options)
 
 
-def deconvolve(filtered, kernels, **options):
+def deconvolve(filtered, kernels, *, stride=None, activation=None, eps=DEFAULT_EPS,
+               output_shape=None, n_threads=None, backend=None, nonfinite=DEFAULT_NONFINITE):
     """:func:`revdeconv.deconvolve` over a stack or a list of images, in one call.
 
     Parameters
@@ -141,9 +154,8 @@ def deconvolve(filtered, kernels, **options):
         :class:`~revdeconv.FilterResult`), or one per image: an
         ``(N, C, kh, kw)`` array or a list of ``N`` kernels or results (what
         :func:`learn` returns).
-    **options
-        ``stride``, ``activation``, ``eps``, ``output_shape``, ``n_threads``,
-        ``backend``, as in :func:`revdeconv.deconvolve`. ``stride`` and
+    stride, activation, eps, output_shape, n_threads, backend, nonfinite
+        As in :func:`revdeconv.deconvolve` (same defaults): ``stride`` and
         ``activation`` default to the results' when results are given.
 
     Returns
@@ -152,28 +164,11 @@ def deconvolve(filtered, kernels, **options):
         A stack for a stack, a list for a list.
     """
     arrays, stacked = _images(filtered, "filtered")
-    results = kernels if isinstance(kernels, (list, tuple)) else [kernels]
-    if all(isinstance(r, learning.FilterResult) for r in results):
-        options.setdefault("stride", results[0].stride)
-        options.setdefault("activation", results[0].activation)
-    if isinstance(kernels, learning.FilterResult):
-        kernels = kernels.kernel
-    elif isinstance(kernels, (list, tuple)):
-        if len(kernels) != len(arrays):
-            raise ValueError(f"kernels holds {len(kernels)} filters but there are "
-                             f"{len(arrays)} images")
-        kernels = [k.kernel if isinstance(k, learning.FilterResult) else k for k in kernels]
-        shapes = {np.shape(k)[-2:] for k in kernels}
-        if len(shapes) != 1:
-            raise ValueError(f"kernels must share one size, got {sorted(shapes)}")
-        # Each as (C, kh, kw): a one-channel kernel serves every channel, as everywhere.
-        channels = np.shape(arrays[0])[2] if np.ndim(arrays[0]) == 3 else 1
-        same = all(isinstance(k, np.ndarray) and k.shape == np.shape(kernels[0])
-                   for k in kernels)
-        kernels = as_kernels(np.stack(kernels) if same else kernels, "kernels", channels,
-                             np.float64)
-    outputs = reverse.deconvolve(arrays, kernels, **options)
-    return _stacked(outputs) if stacked else outputs
+    outputs = reverse._deconvolve(arrays, kernels, stride=stride, activation=activation,
+                                  eps=eps, output_shape=output_shape, n_threads=n_threads,
+                                  backend=backend, nonfinite=nonfinite, kernel_name="kernels",
+                                  listed_per_image=True)
+    return _returned(outputs, stacked)
 
 
 def mae(images, references, *, n_threads=None, backend=None):
@@ -194,7 +189,11 @@ def mae(images, references, *, n_threads=None, backend=None):
         ``(N,)`` float64. Each value is the mean of ``|a - b|`` with the
         difference taken in float64, as :func:`revdeconv.metrics.mae` takes it
         (the compiled backend sums in another order: the two agree to about
-        1e-15, relative). NaN pixels give NaN.
+        1e-15, relative). NaN pixels give NaN. Integer images are scaled by
+        their dtype's maximum (uint8 255 -> 1.0) as everywhere in the package;
+        unlike :func:`revdeconv.metrics.mae`, float images are not checked for
+        values far outside ``[0, 1]`` (that would be another pass over a
+        batch).
 
     Examples
     --------
@@ -207,7 +206,7 @@ def mae(images, references, *, n_threads=None, backend=None):
     second, _ = _images(references, "references")
     if len(first) != len(second):
         raise ValueError(f"{len(first)} images but {len(second)} references")
-    pairs = [comparable(a, b, (f"images[{n}]", f"references[{n}]"))
+    pairs = [comparable(a, b, (f"images[{n}]", f"references[{n}]"), scale=True)
              for n, (a, b) in enumerate(zip(first, second))]
     first, second = [a for a, _ in pairs], [b for _, b in pairs]
     # float32 pairs stay float32 (each difference is still taken in float64);

@@ -1,14 +1,16 @@
 """The forward model: strided valid convolution through an activation (SPEC section 2)."""
 
-from ._backend import effective_n_threads, get_backend
-from ._validation import (ACTIVATIONS, as_bias, as_images, as_kernel, as_pair,
-                          as_returned, check_choice, check_fits)
+from ._backend import get_backend
+from ._images import as_images
+from ._threads import effective_n_threads
+from ._validation import (ACTIVATIONS, DEFAULT_ACTIVATION, DEFAULT_NONFINITE, as_bias,
+                          as_kernel, as_pair, check_choice, check_fits)
 
 __all__ = ["convolve"]
 
 
-def convolve(image, kernel, *, stride=None, bias=None, activation="clip",
-             n_threads=None, backend=None, nonfinite="raise"):
+def convolve(image, kernel, *, stride=None, bias=None, activation=DEFAULT_ACTIVATION,
+             n_threads=None, backend=None, nonfinite=DEFAULT_NONFINITE):
     """Convolve an image with a filter, stride ``n`` by default, through an activation.
 
     ``out[p, q, c] = f(sum_ij K_c[i, j] * image[p*sh + i, q*sw + j, c] + b_c)``:
@@ -62,12 +64,11 @@ def convolve(image, kernel, *, stride=None, bias=None, activation="clip",
     """
     impl = get_backend(backend)
     n_threads = effective_n_threads(n_threads)
-    images, names, is_list, is_2d, n_channels = as_images(image, "image", nonfinite=nonfinite,
-                                                          n_threads=n_threads)
-    weights = as_kernel(kernel, "kernel", n_channels, images[0].dtype)
+    images = as_images(image, "image", nonfinite=nonfinite, n_threads=n_threads)
+    weights = as_kernel(kernel, "kernel", images.n_channels, images.dtype)
     stride = weights.shape[1:] if stride is None else as_pair(stride, "stride")
-    check_fits(images, names, weights.shape[1:])
-    offsets = as_bias(bias, n_channels, images[0].dtype)
+    check_fits(images.arrays, images.names, weights.shape[1:])
+    offsets = as_bias(bias, images.n_channels, images.dtype)
     check_choice(activation, "activation", ACTIVATIONS)
-    outputs = impl.convolve(images, weights, offsets, stride, activation, n_threads)
-    return as_returned(outputs, is_list, is_2d)
+    outputs = impl.convolve(images.arrays, weights, offsets, stride, activation, n_threads)
+    return images.returned(outputs)

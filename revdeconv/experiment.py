@@ -39,12 +39,16 @@ import numpy as np
 
 from . import filters as _filters
 from . import metrics
-from ._validation import as_float, as_images, check_choice, covered_shape
+from ._images import as_images
+from ._layout import covered_shape
+from ._validation import as_float, check_choice
 from .convolution import convolve
+from .io import levels
 from .learning import METHODS, learn_filter
 from .reverse import deconvolve, zoom
 
-__all__ = ["PAPER_RATES", "TABLE1_RATES", "PAPER_FILTERS", "Row", "ExperimentResult",
+__all__ = ["PAPER_RATES", "TABLE1_RATES", "PAPER_FILTERS", "Table1Row", "Row",
+           "ExperimentResult",
            "run_experiment", "quantize"]
 
 #: The paper's 19 learning rates: 1.0, 0.9, ..., 0.1, 0.09, ..., 0.01.
@@ -63,12 +67,11 @@ def quantize(image, bits=8):
     ``floor(clip(v, 0, 1) * (2**bits - 1) + 0.5) / (2**bits - 1)``: round half
     up, as the author's Java code (``Math.round``) and :func:`revdeconv.io.save_image`.
     """
-    top = 2 ** bits - 1
-    return np.floor(np.clip(image, 0, 1) * top + 0.5) / top
+    return levels(image, bits) / (2 ** bits - 1)
 
 
 @dataclass(frozen=True)
-class Row:
+class Table1Row:
     """One (learning rate, filter) of Table 1, averaged over the images."""
 
     rate: float
@@ -81,6 +84,10 @@ class Row:
     filter_error: float
     kernel: np.ndarray = field(repr=False)   # (C, kh, kw), the final learned kernel
     diverged: bool
+
+
+#: The name :class:`Table1Row` had before (kept: it is public).
+Row = Table1Row
 
 
 @dataclass
@@ -205,7 +212,7 @@ def run_experiment(images=None, *, filters=None, rates=PAPER_RATES, method="sgd"
         images = samples()
     if not isinstance(images, (list, tuple)):
         raise TypeError("images must be a list of images")
-    originals, _, _, _, _ = as_images(list(images), "images", dtype=np.float64)
+    originals = as_images(list(images), "images", dtype=np.float64).arrays
     filters = _check_filters(filters)
     rates = tuple(as_float(rate, "rates", minimum=0, strict=True) for rate in rates)
     if not rates:
@@ -265,9 +272,9 @@ def _row(rate, name, truth, fitted, restored, targets, mae0):
     """Average one (rate, filter) over the images."""
     if fitted.diverged:
         nan = float("nan")
-        return Row(rate, name, nan, mae0, nan, nan, nan, nan, fitted.kernel, True)
+        return Table1Row(rate, name, nan, mae0, nan, nan, nan, nan, fitted.kernel, True)
     mae = float(np.mean([metrics.mae(r, t) for r, t in zip(restored, targets)]))
     psnr = float(np.mean([metrics.psnr(t, r) for r, t in zip(restored, targets)]))
-    return Row(rate, name, mae, mae0, metrics.loss_ratio(mae, mae0),
+    return Table1Row(rate, name, mae, mae0, metrics.loss_ratio(mae, mae0),
                metrics.gain(mae, mae0) if mae > 0 else float("inf"), psnr,
                metrics.filter_error(fitted.kernel, truth), fitted.kernel, False)

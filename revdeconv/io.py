@@ -24,7 +24,7 @@ import tempfile
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageReadError", "load_image", "save_image", "load_array", "save_array",
+__all__ = ["ImageReadError", "load_image", "save_image", "levels", "load_array", "save_array",
            "write_atomically"]
 
 # Pillow modes and the scale that maps their integers onto [0, 1]; "I" (32-bit
@@ -110,6 +110,23 @@ def _to_unit_range(pixels, mode):
 _SAVE_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
+def levels(image, bits=8):
+    """The integer levels (as floats) an image in ``[0, 1]`` is stored as at ``bits`` bits.
+
+    ``floor(clip(v, 0, 1) * (2**bits - 1) + 0.5)``: clipped, then rounded half
+    up, as the author's Java code (``Math.round``) does.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from revdeconv.io import levels
+    >>> levels(np.array([-0.5, 0.5, 1 / 510, 2.0]))
+    array([  0., 128.,   1., 255.])
+    """
+    top = 2 ** bits - 1
+    return np.floor(np.clip(image, 0, 1) * top + 0.5)
+
+
 def save_image(path, image, *, bits=8):
     """Write an image in ``[0, 1]`` to a file, clipped and rounded to ``bits`` bits.
 
@@ -143,12 +160,11 @@ def save_image(path, image, *, bits=8):
         raise ValueError("bits=16 is for grey images only (Pillow has no 16-bit colour mode)")
     if not np.isfinite(array).all():
         raise ValueError("image must hold finite values only")
-    top = 255 if bits == 8 else 65535
-    levels = np.floor(np.clip(array.astype(np.float64), 0, 1) * top + 0.5)
+    stored = levels(array.astype(np.float64), bits)
     if bits == 16:
-        picture = Image.fromarray(levels.astype(np.uint16))
+        picture = Image.fromarray(stored.astype(np.uint16))
     else:
-        picture = Image.fromarray(levels.astype(np.uint8))   # L, LA, RGB or RGBA by shape
+        picture = Image.fromarray(stored.astype(np.uint8))   # L, LA, RGB or RGBA by shape
     path = os.fspath(path)
     fmt = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
     if fmt is None:

@@ -5,13 +5,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._backend import effective_n_threads, get_backend
-from ._validation import (ACTIVATIONS, as_bias, as_float, as_images, as_int, as_kernel,
-                          as_pair, check_choice, check_fits, output_size)
+from ._backend import get_backend
+from ._images import as_images
+from ._layout import output_size
+from ._threads import effective_n_threads
+from ._validation import (ACTIVATIONS, DEFAULT_ACTIVATION, DEFAULT_NONFINITE, as_bias,
+                          as_float, as_int, as_kernel, as_pair, check_choice, check_fits)
 
-__all__ = ["learn_filter", "FilterResult", "METHODS"]
+__all__ = ["learn_filter", "FilterResult", "METHODS", "DEFAULT_METHOD", "DEFAULT_LR",
+           "DEFAULT_EPOCHS"]
 
 METHODS = ("sgd", "lstsq")
+DEFAULT_METHOD = "sgd"
+#: SGD's learning rate and passes over the pairs unless told.
+DEFAULT_LR = 0.1
+DEFAULT_EPOCHS = 1
 
 # The compiled normal equations keep one block on the stack (see _learn.pyx).
 _MAX_LSTSQ_UNKNOWNS = 1024
@@ -119,9 +127,10 @@ def _shuffled_order(rng, targets, epochs):
                            for size in sizes]).astype(np.intp)
 
 
-def learn_filter(original, filtered, *, kernel_size=None, stride=None, lr=0.1, epochs=1,
-                 init=None, bias=False, activation="clip", method="sgd", shuffle=False,
-                 seed=None, n_threads=None, backend=None, nonfinite="raise"):
+def learn_filter(original, filtered, *, kernel_size=None, stride=None, lr=DEFAULT_LR,
+                 epochs=DEFAULT_EPOCHS, init=None, bias=False, activation=DEFAULT_ACTIVATION,
+                 method=DEFAULT_METHOD, shuffle=False, seed=None, n_threads=None, backend=None,
+                 nonfinite=DEFAULT_NONFINITE):
     """Learn the filter that turned ``original`` into ``filtered``.
 
     ``method="sgd"`` is the paper's eq. 1-2: stochastic gradient descent with
@@ -201,12 +210,11 @@ def _learn(original, filtered, *, each, kernel_size, stride, lr, epochs, init, b
     (what ``revdeconv.batch.learn`` does), all in one compiled call for SGD."""
     impl = get_backend(backend)
     n_threads = effective_n_threads(n_threads)
-    originals, names, is_list, _, n_channels = as_images(original, "original",
-                                                         nonfinite=nonfinite,
-                                                         n_threads=n_threads)
-    targets, _, target_is_list, _, _ = as_images(filtered, "filtered", nonfinite=nonfinite,
-                                                 n_threads=n_threads)
-    if is_list != target_is_list or len(originals) != len(targets):
+    first = as_images(original, "original", nonfinite=nonfinite, n_threads=n_threads)
+    second = as_images(filtered, "filtered", nonfinite=nonfinite, n_threads=n_threads)
+    originals, targets, names, n_channels = (first.arrays, second.arrays, first.names,
+                                             first.n_channels)
+    if first.is_list != second.is_list or len(originals) != len(targets):
         raise ValueError("original and filtered must be two arrays or two lists of one length")
     dtype = np.result_type(originals[0].dtype, targets[0].dtype)
     originals = [image.astype(dtype, copy=False) for image in originals]

@@ -3,9 +3,13 @@
 import numpy as np
 
 from . import _numpy_backend
-from ._backend import effective_n_threads, get_backend
-from ._validation import (ACTIVATIONS, as_float, as_images, as_kernel, as_kernels, as_pair,
-                          as_returned, as_shape, check_choice, covered_shape)
+from ._backend import get_backend
+from ._images import as_images
+from ._layout import covered_shape
+from ._threads import effective_n_threads
+from ._validation import (ACTIVATIONS, DEFAULT_ACTIVATION, DEFAULT_NONFINITE, as_float,
+                          as_kernel, as_kernels, as_pair, as_shape, check_choice)
+from .learning import FilterResult
 
 __all__ = ["deconvolve", "zoom", "DEFAULT_EPS"]
 
@@ -34,18 +38,41 @@ def _output_shapes(output_shape, minimum_shapes, names, n_channels, name="output
     return shapes
 
 
-def _kernels(kernel, n_images, n_channels, dtype):
-    """One kernel for every image ``(C, kh, kw)``, or ``(N, C, kh, kw)``: one per image."""
-    if np.ndim(kernel) != 4:
-        return as_kernel(kernel, "kernel", n_channels, dtype)
+def _filters(kernel, n_images, n_channels, dtype, name="kernel", listed_per_image=False):
+    """The one conversion point for the filters of a reverse solve.
+
+    ``kernel`` is an array (one ``(kh, kw)`` or ``(C, kh, kw)`` kernel for every
+    image, or ``(N, C, kh, kw)``: one per image), a :class:`FilterResult`, or a
+    list of results (one per image); with ``listed_per_image`` any list is one
+    filter per image, arrays and results mixed. Returns the weights, ``(C, kh,
+    kw)`` or ``(N, C, kh, kw)`` of ``dtype``, and the results given (for their
+    stride and activation), or None when not only results were given.
+    """
+    listed = isinstance(kernel, (list, tuple)) and len(kernel) > 0 and (
+        listed_per_image or all(isinstance(k, FilterResult) for k in kernel))
+    if isinstance(kernel, FilterResult):
+        return as_kernel(kernel.kernel, name, n_channels, dtype), [kernel]
+    if not listed:
+        if np.ndim(kernel) != 4:
+            return as_kernel(kernel, name, n_channels, dtype), None
+        if len(kernel) != n_images:
+            raise ValueError(f"{name} holds {len(kernel)} kernels (one per image), "
+                             f"but there are {n_images} images")
+        return as_kernels(kernel, name, n_channels, dtype), None
     if len(kernel) != n_images:
-        raise ValueError(f"kernel holds {len(kernel)} kernels (one per image), "
-                         f"but there are {n_images} images")
-    return as_kernels(kernel, "kernel", n_channels, dtype)
+        raise ValueError(f"{name} holds {len(kernel)} filters but there are "
+                         f"{n_images} images")
+    results = kernel if all(isinstance(k, FilterResult) for k in kernel) else None
+    kernels = [k.kernel if isinstance(k, FilterResult) else k for k in kernel]
+    shapes = {np.shape(k)[-2:] for k in kernels}
+    if len(shapes) != 1:
+        raise ValueError(f"{name} must share one size, got {sorted(shapes)}")
+    same = all(isinstance(k, np.ndarray) and k.shape == np.shape(kernels[0]) for k in kernels)
+    return as_kernels(np.stack(kernels) if same else kernels, name, n_channels, dtype), results
 
 
-def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_EPS,
-               output_shape=None, n_threads=None, backend=None, nonfinite="raise"):
+def deconvolve(filtered, kernel, *, stride=None, activation=None, eps=DEFAULT_EPS,
+               output_shape=None, n_threads=None, backend=None, nonfinite=DEFAULT_NONFINITE):
     """Rebuild the original-size image from a filtered one (paper eq. 3).
 
     Blocks are visited in raster order and, inside a block, pixels too; each
@@ -62,15 +89,18 @@ def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_
         ``(Ho, Wo)`` or ``(Ho, Wo, C)`` filtered image, or a list of them
         (same channel count), solved in one parallel call. Dtype policy as in
         :func:`revdeconv.convolve`.
-    kernel : array_like
-        ``(kh, kw)`` or ``(C, kh, kw)`` filter, e.g. ``learn_filter(...).kernel``;
-        or, with a list of ``N`` images, ``(N, C, kh, kw)``: one per image.
+    kernel : array_like, FilterResult or list of FilterResult
+        ``(kh, kw)`` or ``(C, kh, kw)`` filter, or a :class:`~revdeconv.FilterResult`
+        (what :func:`revdeconv.learn_filter` returns); or, with a list of ``N``
+        images, one per image: an ``(N, C, kh, kw)`` array or a list of ``N``
+        results.
     stride : int or (int, int), optional
-        The stride the image was filtered with. Default: the kernel size.
-        Overlapping (``stride < kernel``) and gapped (``stride > kernel``)
-        strides work.
+        The stride the image was filtered with. Default: the result's stride
+        when results are given, else the kernel size. Overlapping
+        (``stride < kernel``) and gapped (``stride > kernel``) strides work.
     activation : {"clip", "relu", "identity"}, optional
-        Applied to every solved pixel; default ``"clip"`` (to ``[0, 1]``).
+        Applied to every solved pixel. Default: the result's activation when
+        results are given, else ``"clip"`` (to ``[0, 1]``).
     eps : float, optional
         A weight with ``|w_ij| <= eps`` is not divided by: its pixel takes
         ``x``. Default ``1e-6``.
@@ -104,24 +134,38 @@ def deconvolve(filtered, kernel, *, stride=None, activation="clip", eps=DEFAULT_
     >>> bool(np.allclose(restored, revdeconv.zoom(filtered, 3, image.shape[:2])))
     True
     """
+    return _deconvolve(filtered, kernel, stride=stride, activation=activation, eps=eps,
+                       output_shape=output_shape, n_threads=n_threads, backend=backend,
+                       nonfinite=nonfinite)
+
+
+def _deconvolve(filtered, kernel, *, stride, activation, eps, output_shape, n_threads,
+                backend, nonfinite, kernel_name="kernel", listed_per_image=False):
+    """:func:`deconvolve`; ``revdeconv.batch`` names its filters ``kernels`` and
+    takes any list of them as one per image."""
     impl = get_backend(backend)
     n_threads = effective_n_threads(n_threads)
-    images, names, is_list, is_2d, n_channels = as_images(filtered, "filtered",
-                                                          nonfinite=nonfinite,
-                                                          n_threads=n_threads)
-    weights = _kernels(kernel, len(images), n_channels, images[0].dtype)
+    images = as_images(filtered, "filtered", nonfinite=nonfinite, n_threads=n_threads)
+    n_channels = images.n_channels
+    weights, results = _filters(kernel, len(images.arrays), n_channels, images.dtype,
+                                kernel_name, listed_per_image)
     kh, kw = weights.shape[-2:]
+    if results is not None:
+        stride = results[0].stride if stride is None else stride
+        activation = results[0].activation if activation is None else activation
     stride = (kh, kw) if stride is None else as_pair(stride, "stride")
+    activation = DEFAULT_ACTIVATION if activation is None else activation
     check_choice(activation, "activation", ACTIVATIONS)
     eps = as_float(eps, "eps", minimum=0)
-    covered = [covered_shape(image.shape, (kh, kw), stride) for image in images]
-    shapes = _output_shapes(output_shape, covered, names, n_channels)
+    covered = [covered_shape(image.shape, (kh, kw), stride) for image in images.arrays]
+    shapes = _output_shapes(output_shape, covered, images.names, n_channels)
     elements = max(h * w for h, w in shapes) * n_channels
     if elements > MAX_ELEMENTS:
         raise ValueError(f"the output would hold {elements} values per image (stride "
                          f"{stride}); more than {MAX_ELEMENTS} is surely a mistake")
-    outputs = impl.deconvolve(images, weights, stride, shapes, eps, activation, n_threads)
-    return as_returned(outputs, is_list, is_2d)
+    outputs = impl.deconvolve(images.arrays, weights, stride, shapes, eps, activation,
+                              n_threads)
+    return images.returned(outputs)
 
 
 def zoom(filtered, stride, output_shape=None):
@@ -156,13 +200,12 @@ def zoom(filtered, stride, output_shape=None):
     array([[0., 0., 1., 1., 1.]])
     """
     # Zoom copies pixels: a NaN stays a NaN where it was, and nothing else.
-    images, names, is_list, is_2d, n_channels = as_images(filtered, "filtered",
-                                                          nonfinite="propagate")
+    images = as_images(filtered, "filtered", nonfinite="propagate")
     stride = as_pair(stride, "stride")
-    default = [(h * stride[0], w * stride[1]) for h, w, _ in (im.shape for im in images)]
     if output_shape is None:
-        shapes = default
+        shapes = [(h * stride[0], w * stride[1]) for h, w, _ in (im.shape for im in images.arrays)]
     else:
-        shapes = [as_shape(output_shape, "output_shape", n_channels)] * len(images)
-    outputs = [_numpy_backend.zoom(image, stride, shape) for image, shape in zip(images, shapes)]
-    return as_returned(outputs, is_list, is_2d)
+        shapes = [as_shape(output_shape, "output_shape", images.n_channels)] * len(images.arrays)
+    outputs = [_numpy_backend.zoom(image, stride, shape)
+               for image, shape in zip(images.arrays, shapes)]
+    return images.returned(outputs)

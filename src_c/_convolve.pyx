@@ -8,12 +8,15 @@ allocated the output; nothing here checks its input.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 
-from _activation cimport activate
+from _simd cimport activate, correlate, CLIP, IDENTITY, RELU
+from _batch cimport FIRST_ROW, OFFSET, WIDTH, batch_rows, fits, image_of_row
 
 cdef enum:
     STRIDED_CHUNK = 64
-from _simd cimport correlate
-from _batch cimport FIRST_ROW, OFFSET, WIDTH, batch_rows, fits, image_of_row
+
+#: The code every kernel takes for each activation name (``_validation.ACTIVATIONS``):
+#: the C enum of ``_simd.h``.
+ACTIVATION_CODES = {"identity": IDENTITY, "relu": RELU, "clip": CLIP}
 
 
 cdef void _convolve_row(const floating* src, Py_ssize_t src_row_len,
@@ -62,7 +65,7 @@ cdef void _convolve_row_dense(const floating* src, Py_ssize_t src_row_len,
 
     At stride 1 the values a tap reads are contiguous, channels included, so
     the row is a sum of weighted, shifted stretches of the input rows, which
-    ``correlate`` (``_simd.pxd``) vectorises. ``tiled`` row ``tap`` holds that
+    ``correlate`` (``_simd.h``) vectorises. ``tiled`` row ``tap`` holds that
     tap's weights repeated along ``chunk`` values (``tiled[tap, q*C + c] =
     K[c, i, j]``) and its last row the bias, likewise. The row goes ``chunk``
     values at a time so that the weights stay in the first-level cache.

@@ -12,9 +12,8 @@ from libc.stdlib cimport free, malloc
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 
-from _activation cimport activate, IDENTITY, RELU, CLIP
 from _batch cimport FIELDS, FIRST_ROW, HEIGHT, OFFSET, WIDTH, batch_rows, fits, image_of_row
-from _simd cimport gram_update
+from _simd cimport activate, gram_update, CLIP, RELU
 
 cdef enum:
     ROWS = 64       # design rows gathered before they are added to the Gram matrix
@@ -249,7 +248,7 @@ cdef void _normal_channel(const floating* originals, const Py_ssize_t* orig_geom
     zeroed by the caller. ``acc`` holds the ``ld x ld`` Gram matrix (the upper
     triangle is filled: ``X^T X``, then ``X^T t`` in column ``m``), then the
     number of rows. Rows are gathered ``ROWS`` at a time, then added by
-    ``gram_update`` (``_simd.pxd``), which keeps a tile of sums in registers.
+    ``gram_update`` (``_simd.h``), which keeps a tile of sums in registers.
     """
     cdef Py_ssize_t n, r, p, q, i, j, width, out_width, n_rows = 0
     cdef Py_ssize_t kk = kh * kw

@@ -13,8 +13,7 @@ from libc.math cimport fabs
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 
-from _activation cimport activate
-from _simd cimport solve_step
+from _simd cimport activate, solve_step
 from _batch cimport FIRST_ROW, HEIGHT, OFFSET, WIDTH, batch_rows, fits, image_of_row
 
 
@@ -122,7 +121,7 @@ cdef void _solve_disjoint_row(const floating* tiled, const floating* x_row, floa
     The same operations as ``_solve_block`` on each block, in the same order,
     but across the row: value ``t = Q*C + c`` of a stretch is channel ``c`` of
     block ``Q``, so each step of eq. 3 is one call of ``solve_step``
-    (``_simd.pxd``, vectorised, division included) over contiguous values with
+    (``_simd.h``, vectorised, division included) over contiguous values with
     no dependence between them; the solved values are then copied to their
     pixels. ``tiled``
     comes from ``_tile_kernel``; ``totals`` and ``values`` hold ``chunk``

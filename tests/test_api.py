@@ -2,6 +2,7 @@
 
 import doctest
 import importlib
+import pkgutil
 import warnings
 
 import numpy as np
@@ -305,11 +306,21 @@ def test_filters():
 
 # --- every docstring example runs --------------------------------------------------------
 
-MODULES = ["revdeconv", "revdeconv.convolution", "revdeconv.learning", "revdeconv.reverse",
-           "revdeconv.metrics", "revdeconv.filters", "revdeconv._backend", "revdeconv._config"]
+def _modules():
+    """Every module of the installed package, found by walking it (``__main__`` runs the
+    command line on import, so it is left out)."""
+    names = ["revdeconv"] + [info.name for info in pkgutil.walk_packages(
+        revdeconv.__path__, prefix="revdeconv.") if not info.name.endswith("__main__")]
+    return sorted(names)
 
 
-@pytest.mark.parametrize("name", MODULES)
+def test_every_module_is_collected():
+    # The walk must find the modules that have examples (a broken walk finds none).
+    assert {"revdeconv.convolution", "revdeconv.batch", "revdeconv._threads",
+            "revdeconv.io"} <= set(_modules())
+
+
+@pytest.mark.parametrize("name", _modules())
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0

@@ -5,7 +5,7 @@ import pytest
 
 import revdeconv
 from revdeconv import batch, filters
-from revdeconv._validation import back_to_back
+from revdeconv._layout import back_to_back
 
 
 @pytest.fixture

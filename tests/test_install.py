@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 import revdeconv
-from revdeconv import _backend
+from revdeconv import _backend, _threads
 
 
 def _run(code, tmp_path, **env):
@@ -87,7 +87,7 @@ def test_environment_forces_numpy_backend(tmp_path):
 
 
 def test_omp_num_threads_is_honoured(tmp_path):
-    if not _backend.openmp_enabled():
+    if not _threads.openmp_enabled():
         pytest.skip("serial build")
     out = _run("import revdeconv; print(revdeconv.config()['threads'])", tmp_path,
                OMP_NUM_THREADS="3").stdout
@@ -121,20 +121,20 @@ def test_compiled_backend_missing_is_a_clear_error(monkeypatch):
 
 @pytest.mark.parametrize("n_threads, expected", [(1, 1), (2, 2), (7, 7)])
 def test_effective_n_threads_positive(n_threads, expected):
-    got = _backend.effective_n_threads(n_threads)
-    assert got == (expected if _backend.openmp_enabled() else 1)
+    got = _threads.effective_n_threads(n_threads)
+    assert got == (expected if _threads.openmp_enabled() else 1)
 
 
 def test_effective_n_threads_negative_counts_back():
-    if not _backend.openmp_enabled():
+    if not _threads.openmp_enabled():
         pytest.skip("serial build")
-    default = _backend.effective_n_threads(None)
-    assert _backend.effective_n_threads(-1) == default
-    assert _backend.effective_n_threads(-default - 5) == 1
+    default = _threads.effective_n_threads(None)
+    assert _threads.effective_n_threads(-1) == default
+    assert _threads.effective_n_threads(-default - 5) == 1
 
 
 @pytest.mark.parametrize("bad, error", [(0, ValueError), (1.5, TypeError), ("2", TypeError),
                                         (True, TypeError)])
 def test_effective_n_threads_rejects(bad, error):
     with pytest.raises(error, match="n_threads"):
-        _backend.effective_n_threads(bad)
+        _threads.effective_n_threads(bad)

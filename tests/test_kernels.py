@@ -19,8 +19,6 @@ scaled by ``max(1, max |expected|)``: rounding errors grow exactly as fast as th
 import dataclasses
 import functools
 import itertools
-import os
-import sys
 import warnings
 
 import numpy as np
@@ -28,8 +26,8 @@ import pytest
 
 import revdeconv
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reference import (  # noqa: E402
+from conftest import BACKENDS, require
+from reference import (
     activate,
     out_size,
     ref_convolve,
@@ -45,7 +43,6 @@ STRIDE_KINDS = ["1", "2", "kernel", "gap"]          # 1, 2, = kernel size, > ker
 ACTIVATIONS = ["clip", "relu", "identity"]
 DTYPES = [np.float32, np.float64]
 CHANNELS = [None, 1, 2, 3, 4]                        # None: a 2-D (H, W) image
-BACKENDS = ["numpy", "compiled"]
 MAX_SIDE = 23
 LR = 0.05
 
@@ -337,11 +334,6 @@ def expected(op, case):
 # Helpers
 
 
-def require(backend):
-    if backend == "compiled" and not revdeconv.compiled_available():
-        pytest.skip("compiled extension not available: compiled-backend test not run")
-
-
 def assert_outputs_close(actual, wanted, dtype, tols, scaled_atol=False, label=""):
     assert set(actual) == set(wanted), label
     tol = tols[dtype]
@@ -366,12 +358,6 @@ def op_backend_params(ops, cases):
         for backend in (BACKENDS if _cached_problem(op, case).takes_backend else [None]):
             params.append(pytest.param(op, case, backend, id=f"{op}-{case}-{backend}"))
     return params
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    require(request.param)
-    return request.param
 
 
 def blur(n=3):

@@ -189,7 +189,7 @@ def test_ten_thousand_calls_do_not_grow_memory(backend):
 def test_the_finite_check_of_a_large_image_in_parts(n_threads):
     # Large enough to be summed in parts on several threads: a NaN in any part is
     # found, and huge finite values that overflow a part's sum are not mistaken.
-    from revdeconv._validation import check_finite
+    from revdeconv._images import check_finite
     image = np.zeros((1500, 2000, 3), dtype=np.float32)
     check_finite(image, "image", n_threads)
     image[-1, -1, -1] = np.nan

@@ -1,0 +1,316 @@
+"""The cases of ``revdeconv bench``, how each is timed and measured, and its targets.
+
+The image sizes, the kernels and the batch pipeline, the calls that run them on
+each implementation (compiled per thread count, the NumPy fallback, cv2 and
+SciPy), the timing in rounds and the :mod:`tracemalloc` pass; the speed and
+memory targets, and how a ratio is written. :mod:`revdeconv.benchmark` runs the
+cases and checks the targets, :mod:`revdeconv.bench_report` writes the results:
+both import from here, nothing here imports them. :mod:`revdeconv.benchmark` is
+where the public names here are documented and imported from.
+"""
+
+import contextlib
+import importlib
+import time
+import tracemalloc
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from . import _backend, _threads, batch, data, filters
+from .convolution import convolve
+from .learning import learn_filter
+from .reverse import deconvolve
+
+CONVOLVE_S1 = "convolve 3x3 stride 1"
+CONVOLVE_S3 = "convolve 3x3 stride 3"
+LEARN_SGD = "learn_filter SGD"
+LEARN_LSTSQ = "learn_filter lstsq"
+DECONVOLVE = "deconvolve stride 3"
+PIPELINE = "batch pipeline"
+KERNELS = (CONVOLVE_S1, CONVOLVE_S3, LEARN_SGD, LEARN_LSTSQ, DECONVOLVE)
+
+#: Image sizes (rows, columns) of the kernel benchmark; the images are RGB float32.
+SIZES = {"paper": (180, 250), "1080p": (1080, 1920), "4k": (2160, 3840)}
+#: The size the targets are set for.
+DEFAULT_SIZE = "4k"
+#: Images the NumPy fallback runs the batch pipeline on (its rate is per image).
+NUMPY_IMAGES = 50
+
+#: (case, candidate, reference, least speed-up): the candidate's time per image
+#: must be at most the reference's over the speed-up. "compiled" is the
+#: compiled backend on its fastest thread count.
+SPEED_TARGETS = (
+    (CONVOLVE_S1, "compiled 1T", "cv2 1T", 1 / 1.5),
+    (CONVOLVE_S1, "compiled 1T", "scipy", 5),
+    (CONVOLVE_S3, "compiled", "numpy", 5),
+    (LEARN_SGD, "compiled", "numpy", 100),
+    (LEARN_LSTSQ, "compiled", "numpy", 5),
+    (DECONVOLVE, "compiled", "numpy", 10),
+    (PIPELINE, "compiled", "numpy", 100),
+    (PIPELINE, "compiled 2T", "compiled 1T", 1.7),
+)
+#: A compiled kernel may hold at most this times (input + output) at its peak.
+MEMORY_LIMIT = 1.10
+
+
+def _speed(speedup):
+    """``'8.62x'``: the slower of two times over the faster, given their ratio (two
+    decimals below 10, so that a ratio just past a target never reads as on it)."""
+    ratio = speedup if speedup >= 1 else 1 / speedup
+    return f"{ratio:.0f}x" if ratio >= 100 else f"{ratio:.1f}x" if ratio >= 10 else f"{ratio:.2f}x"
+
+
+def _faster(speedup):
+    """``'8.6x faster'`` or ``'1.2x slower'``."""
+    return f"{_speed(speedup)} {'faster' if speedup >= 1 else 'slower'}"
+
+
+@dataclass(frozen=True)
+class TimingRow:
+    """One timing: ``case`` run by ``implementation`` (``"compiled 2T"``, ``"numpy"``,
+    ``"cv2 1T"``, ``"scipy"``) on ``images`` images, best of ``runs``; ``seconds`` is
+    None and ``note`` says why when it was not measured."""
+
+    case: str
+    implementation: str
+    seconds: object = None        # float, or None: not measured
+    images: int = 1
+    runs: int = 0
+    note: str = ""
+
+    @property
+    def per_image(self):
+        """Seconds per image, or None."""
+        return None if self.seconds is None else self.seconds / self.images
+
+
+@dataclass(frozen=True)
+class MemoryRow:
+    """What one compiled kernel allocated (default thread count)."""
+
+    case: str
+    input_bytes: int
+    output_bytes: int
+    peak_extra_bytes: int         # the most the call held allocated at once
+
+    @property
+    def ratio(self):
+        """``(input + peak extra) / (input + output)``: 1 when the call allocated
+        nothing but its output."""
+        return ((self.input_bytes + self.peak_extra_bytes)
+                / (self.input_bytes + self.output_bytes))
+
+
+def allocated_peak(call):
+    """Run ``call()`` under :mod:`tracemalloc`: its result, and the most bytes it held
+    allocated at once beyond what was allocated before it (NumPy reports its array
+    memory to tracemalloc, and the compiled kernels write into NumPy arrays).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> result, peak = allocated_peak(lambda: np.ones(10**6))
+    >>> peak >= result.nbytes
+    True
+    """
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        result = call()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+    return result, peak - before
+
+
+def pipeline(stack, backend, n_threads):
+    """The batch pipeline: filter (edge detection, 3x3, stride 3), learn one filter per
+    image (SGD, one pass, ``lr=0.1``), deconvolve each image with its own filter, and
+    the MAE of each against its original.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> stack = pipeline_images(2, np.random.default_rng(0))
+    >>> pipeline(stack, "numpy", None).shape
+    (2,)
+    """
+    options = dict(backend=backend, n_threads=n_threads)
+    filtered = batch.convolve(stack, filters.EDGE, **options)
+    learned = batch.learn(stack, filtered, lr=0.1, **options)
+    restored = batch.deconvolve(filtered, learned, output_shape=stack.shape[1:3], **options)
+    return batch.mae(restored, stack, **options)
+
+
+def pipeline_images(n, rng):
+    """``n`` RGB 180x250 float32 images: the bundled samples, flipped and shifted by
+    ``rng``, so that no two are alike.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pipeline_images(3, np.random.default_rng(0)).shape
+    (3, 180, 250, 3)
+    """
+    samples = data.samples()
+    out = np.empty((n, 180, 250, 3), dtype=np.float32)
+    for k in range(n):
+        image = samples[k % len(samples)]
+        if (k // len(samples)) % 2:
+            image = image[:, ::-1]
+        out[k] = np.roll(image, (int(rng.integers(180)), int(rng.integers(250))), axis=(0, 1))
+    return out
+
+
+def _optional(name):
+    """The module ``name``, or None where it is not installed."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A timing to make, or (``note``) one that cannot be made."""
+
+    case: str
+    implementation: str
+    call: object = None
+    repeat: int = 1
+    warmup: object = None
+    images: int = 1
+    context: object = contextlib.nullcontext    # set up around the timed runs
+    note: str = ""
+
+    def time_once(self):
+        """Seconds of one run of ``call`` (in ``context``)."""
+        with self.context():
+            start = time.perf_counter()
+            self.call()
+            return time.perf_counter() - start
+
+
+def _time_case(jobs, step):
+    """Time the jobs of one case in rounds, each job once a round while it has runs
+    left, so that a slow spell of the machine falls on all of them alike (the
+    ratios compare like with like); a job's time is its best round.
+
+    Returns one :class:`TimingRow` per job, in order.
+    """
+    for job in jobs:
+        step(f"{job.case}: {job.implementation}")
+        if not job.note and job.warmup is not None:
+            with job.context():
+                job.warmup()
+    best = [float("inf")] * len(jobs)
+    for round_ in range(max(job.repeat for job in jobs)):
+        for k, job in enumerate(jobs):
+            if not job.note and round_ < job.repeat:
+                best[k] = min(best[k], job.time_once())
+    return [TimingRow(job.case, job.implementation, note=job.note) if job.note else
+            TimingRow(job.case, job.implementation, best[k], job.images, job.repeat)
+            for k, job in enumerate(jobs)]
+
+
+def _kernel_calls(image):
+    """(case, call(backend, n_threads), inputs) of each kernel benchmarked."""
+    filtered = convolve(image, filters.BLUR)
+    return [
+        (CONVOLVE_S1, lambda b, t: convolve(image, filters.SHARPEN, stride=1, backend=b,
+                                            n_threads=t), (image,)),
+        (CONVOLVE_S3, lambda b, t: convolve(image, filters.SHARPEN, backend=b, n_threads=t),
+         (image,)),
+        (LEARN_SGD, lambda b, t: learn_filter(image, filtered, lr=0.01, backend=b,
+                                              n_threads=t), (image, filtered)),
+        (LEARN_LSTSQ, lambda b, t: learn_filter(image, filtered, method="lstsq", backend=b,
+                                                n_threads=t), (image, filtered)),
+        (DECONVOLVE, lambda b, t: deconvolve(filtered, filters.BLUR,
+                                             output_shape=image.shape[:2], backend=b,
+                                             n_threads=t), (filtered,)),
+    ]
+
+
+def _compiled_missing(n_threads):
+    """Why the compiled backend cannot be timed on ``n_threads`` (empty: it can)."""
+    if not _backend.compiled_available():
+        return "compiled extension not available"
+    if n_threads > 1 and not _threads.openmp_enabled():
+        return "serial build (no OpenMP)"
+    return ""
+
+
+@contextlib.contextmanager
+def _cv2_threads(cv2, n_threads):
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(n_threads)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def _peer_jobs(image, threads, repeat):
+    """The stride-1 convolution by cv2.filter2D (per thread count) and by
+    scipy.ndimage.correlate (one thread), zero outside the image as ours."""
+    kernel = filters.SHARPEN.astype(image.dtype)
+    cv2 = _optional("cv2")
+    for t in threads:
+        if cv2 is None:
+            yield _Job(CONVOLVE_S1, f"cv2 {t}T", note="cv2 not installed")
+            continue
+        call = partial(cv2.filter2D, image, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+        yield _Job(CONVOLVE_S1, f"cv2 {t}T", call, repeat, warmup=call,
+                   context=partial(_cv2_threads, cv2, t))
+    ndimage = _optional("scipy.ndimage")
+    if ndimage is None:
+        yield _Job(CONVOLVE_S1, "scipy", note="scipy not installed")
+    else:
+        # a (3, 3, 1) kernel: each channel on its own, in one call
+        call = partial(ndimage.correlate, image, kernel[:, :, np.newaxis], mode="constant")
+        yield _Job(CONVOLVE_S1, "scipy", call, repeat, warmup=call)
+
+
+def _jobs(image, stack, threads, repeat, numpy_images):
+    """Every timing, case by case: compiled per thread count, NumPy, peers."""
+    for case, call, _ in _kernel_calls(image):
+        for t in threads:
+            timed = partial(call, "compiled", t)
+            yield _Job(case, f"compiled {t}T", timed, repeat, warmup=timed,
+                       note=_compiled_missing(t))
+        # the NumPy SGD pass is a Python loop over blocks: seconds, so run once
+        once = case == LEARN_SGD
+        timed = partial(call, "numpy", None)
+        yield _Job(case, "numpy", timed, 1 if once else repeat, None if once else timed)
+        if case == CONVOLVE_S1:
+            yield from _peer_jobs(image, threads, repeat)
+    for t in threads:
+        # warmed up on a few images: what warms is per call, not per image
+        yield _Job(PIPELINE, f"compiled {t}T", partial(pipeline, stack, "compiled", t), repeat,
+                   warmup=partial(pipeline, stack[:8], "compiled", t), images=len(stack),
+                   note=_compiled_missing(t))
+    subset = stack[:numpy_images]
+    yield _Job(PIPELINE, "numpy", partial(pipeline, subset, "numpy", None), images=len(subset))
+
+
+def _nbytes(value):
+    """The bytes of an array, or of the arrays of a result object."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    return sum(v.nbytes for v in vars(value).values() if isinstance(v, np.ndarray))
+
+
+def _memory_rows(image, progress):
+    """What each compiled kernel allocates, on the default thread count."""
+    rows = []
+    for case, call, inputs in _kernel_calls(image):
+        progress(f"{case}: memory")
+        output, peak = allocated_peak(partial(call, "compiled", None))
+        rows.append(MemoryRow(case, sum(a.nbytes for a in inputs), _nbytes(output), peak))
+    return rows

@@ -1,0 +1,112 @@
+/* The activation and the loops of _simd.h for one float type. _simd.h
+ * includes this file twice, with REVDECONV_T defined as float, then as double
+ * (and REVDECONV_MASK as an integer type of its width); REVDECONV_TYPED(name)
+ * gives name_float, then name_double. No include guard: that is the point.
+ * Functions some modules do not call are static inline: no warning there.
+ */
+
+/* f(z), the activation of enum revdeconv_activation. */
+static inline REVDECONV_T REVDECONV_TYPED(revdeconv_activate)(REVDECONV_T z, int activation) {
+    if (activation != REVDECONV_IDENTITY && z < 0)
+        return 0;
+    if (activation == REVDECONV_CLIP && z > 1)
+        return 1;
+    return z;
+}
+
+/* out[t] = f(sum over the taps (i, j), in raster order from 0, of
+ * weights[(i*kw + j)*chunk + t] * src[i*src_row_len + j*n_channels + t],
+ * then + weights[kh*kw*chunk + t] (the bias)) for t < n, f the activation.
+ * With vector types, four 32-byte vectors of outputs are summed at a time in
+ * registers: four independent sums hide the latency of an addition, and each
+ * output is stored once. */
+REVDECONV_CLONES static inline void
+REVDECONV_TYPED(revdeconv_correlate)(REVDECONV_T *out, const REVDECONV_T *src,
+                                     Py_ssize_t src_row_len, const REVDECONV_T *weights,
+                                     Py_ssize_t chunk, Py_ssize_t kh, Py_ssize_t kw,
+                                     Py_ssize_t n_channels, Py_ssize_t n, int activation) {
+    Py_ssize_t t0 = 0, t, i, j;
+#if REVDECONV_VECTORS
+    typedef REVDECONV_T vec __attribute__((vector_size(32)));
+    typedef REVDECONV_MASK mask __attribute__((vector_size(32)));
+    const Py_ssize_t lanes = 32 / sizeof(REVDECONV_T);
+    const vec zero = {0}, one = zero + 1;
+    const REVDECONV_T *bias = weights + kh * kw * chunk;
+    for (; t0 + 4 * lanes <= n; t0 += 4 * lanes) {
+        vec s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, w, a;
+        for (i = 0; i < kh; i++) {
+            for (j = 0; j < kw; j++) {
+                const REVDECONV_T *wt = weights + (i * kw + j) * chunk + t0;
+                const REVDECONV_T *at = src + i * src_row_len + j * n_channels + t0;
+                memcpy(&w, wt, 32);
+                memcpy(&a, at, 32);
+                s0 = s0 + w * a;
+                memcpy(&w, wt + lanes, 32);
+                memcpy(&a, at + lanes, 32);
+                s1 = s1 + w * a;
+                memcpy(&w, wt + 2 * lanes, 32);
+                memcpy(&a, at + 2 * lanes, 32);
+                s2 = s2 + w * a;
+                memcpy(&w, wt + 3 * lanes, 32);
+                memcpy(&a, at + 3 * lanes, 32);
+                s3 = s3 + w * a;
+            }
+        }
+        REVDECONV_FINISH(s0, 0);
+        REVDECONV_FINISH(s1, 1);
+        REVDECONV_FINISH(s2, 2);
+        REVDECONV_FINISH(s3, 3);
+    }
+#endif
+    for (t = t0; t < n; t++) {
+        REVDECONV_T sum = 0;
+        for (i = 0; i < kh; i++)
+            for (j = 0; j < kw; j++) {
+                REVDECONV_T tap = weights[(i * kw + j) * chunk + t];
+                sum = sum + tap * src[i * src_row_len + j * n_channels + t];
+            }
+        sum = sum + weights[kh * kw * chunk + t];
+        out[t] = REVDECONV_TYPED(revdeconv_activate)(sum, activation);
+    }
+}
+
+/* One step of eq. 3 (SPEC section 4) for n independent pixels, one per block
+ * (see _reverse.pyx): rest = totals[t] - w[t]*x[t], the pixel
+ * v = f((x[t] - rest) / d[t]), or f(x[t]) where d[t] == 0, then
+ * totals[t] = rest + w[t]*v and values[t] = v. With vector types, 32 bytes of
+ * pixels at a time, every choice a bitwise select (NaN passes through each);
+ * the scalar loop does the rest the same. */
+REVDECONV_CLONES static inline void
+REVDECONV_TYPED(revdeconv_solve_step)(REVDECONV_T *totals, REVDECONV_T *values,
+                                      const REVDECONV_T *x, const REVDECONV_T *w,
+                                      const REVDECONV_T *d, Py_ssize_t n, int activation) {
+    Py_ssize_t t = 0;
+#if REVDECONV_VECTORS
+    typedef REVDECONV_T vec __attribute__((vector_size(32)));
+    typedef REVDECONV_MASK mask __attribute__((vector_size(32)));
+    const Py_ssize_t lanes = 32 / sizeof(REVDECONV_T);
+    const vec zero = {0}, one = zero + 1;
+    for (; t + lanes <= n; t += lanes) {
+        vec xv, wv, dv, tv, rest, v;
+        memcpy(&xv, x + t, 32);
+        memcpy(&wv, w + t, 32);
+        memcpy(&dv, d + t, 32);
+        memcpy(&tv, totals + t, 32);
+        rest = tv - wv * xv;
+        v = (xv - rest) / dv;
+        v = REVDECONV_SELECT(dv == zero, xv, v);
+        REVDECONV_ACTIVATE_VECTOR(v);
+        tv = rest + wv * v;
+        memcpy(totals + t, &tv, 32);
+        memcpy(values + t, &v, 32);
+    }
+#endif
+    for (; t < n; t++) {
+        REVDECONV_T rest = totals[t] - w[t] * x[t];
+        REVDECONV_T v = (x[t] - rest) / d[t];
+        v = d[t] == 0 ? x[t] : v;
+        v = REVDECONV_TYPED(revdeconv_activate)(v, activation);
+        totals[t] = rest + w[t] * v;
+        values[t] = v;
+    }
+}
