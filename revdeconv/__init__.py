@@ -24,7 +24,6 @@ Examples
 """
 
 from importlib import import_module as _import_module
-from importlib.util import find_spec as _find_spec
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from . import filters, metrics
@@ -33,17 +32,13 @@ from ._config import config, show_config
 from ._version import __version__
 from .convolution import convolve
 from .learning import FilterResult, learn_filter
+from .restoration import restore
 from .reverse import DEFAULT_EPS, deconvolve, zoom
 
 __all__ = [
-    "convolve", "learn_filter", "FilterResult", "deconvolve", "zoom", "DEFAULT_EPS",
+    "convolve", "learn_filter", "FilterResult", "deconvolve", "zoom", "DEFAULT_EPS", "restore",
     "filters", "metrics", "compiled_available", "config", "show_config", "__version__",
 ]
-
-#: Submodules imported on first use, as ``revdeconv.<name>``. (``restoration`` is
-#: listed ahead of its module: a name whose module is absent is no attribute.)
-_LAZY_SUBMODULES = ("batch", "bench_report", "benchmark", "cli", "data", "experiment", "io",
-                    "kernel_file", "report", "restoration")
 
 if _TYPE_CHECKING:      # what type checkers and IDEs see; nothing is imported at run time
     from . import (batch, bench_report, benchmark, cli, data, experiment, io,  # noqa: F401
@@ -51,8 +46,8 @@ if _TYPE_CHECKING:      # what type checkers and IDEs see; nothing is imported a
 
 
 def __getattr__(name):
-    """``revdeconv.<submodule>``, imported on first use (PEP 562)."""
-    if name in _LAZY_SUBMODULES:
+    """``revdeconv.<submodule>``: any public submodule, imported on first use (PEP 562)."""
+    if not name.startswith("_"):        # never __main__ (the command) or private modules
         try:
             return _import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:
@@ -62,6 +57,7 @@ def __getattr__(name):
 
 
 def __dir__():
-    present = [name for name in _LAZY_SUBMODULES
-               if _find_spec(f"{__name__}.{name}") is not None]
-    return sorted(set(globals()) | set(present))
+    from pkgutil import iter_modules        # (here: pkgutil takes a while to import)
+    public = [module.name for module in iter_modules(__path__)
+              if not module.name.startswith("_")]
+    return sorted(set(globals()) | set(public))

@@ -10,17 +10,18 @@ import importlib
 import os
 import warnings
 
-from . import _numpy_backend
+from . import _numpy_backend, _restore_numpy
 
-COMPILED_MODULES = ("_openmp_helpers", "_convolve", "_learn", "_reverse", "_measure")
+COMPILED_MODULES = ("_openmp_helpers", "_convolve", "_learn", "_reverse", "_measure",
+                    "_restore")
 
 try:
     # One by one, so that a missing module is named in the error.
     for _name in COMPILED_MODULES:
         importlib.import_module(f"{__package__}.{_name}")
-    from . import _compiled_backend
+    from . import _compiled_backend, _restore_compiled
 except ImportError as exc:  # no compiled extension: fall back, remember why
-    _compiled_backend = None
+    _compiled_backend = _restore_compiled = None
     IMPORT_ERROR = f"{type(exc).__name__}: {exc}"
 else:
     IMPORT_ERROR = None
@@ -81,3 +82,9 @@ def get_backend(backend=None):
         raise RuntimeError(f"backend='compiled' was asked for but the compiled extension "
                            f"could not be imported: {IMPORT_ERROR}")
     return _compiled_backend
+
+
+def get_restore_backend(backend=None):
+    """The passes of :func:`revdeconv.restore` for ``backend``, chosen as :func:`get_backend`
+    chooses: ``revdeconv._restore_compiled`` or ``revdeconv._restore_numpy``."""
+    return _restore_numpy if get_backend(backend) is _numpy_backend else _restore_compiled

@@ -4,7 +4,9 @@ Same functions and arguments as ``revdeconv._numpy_backend``. The kernels
 take a batch of channels-last images as one flat buffer plus a geometry
 table (see ``src_c/_batch.pxd``), so several images (of different sizes) go
 through one call and one parallel loop. A single contiguous
-image is passed as a view: nothing is copied.
+image is passed as a view: nothing is copied. The convolution and the
+reverse solve write their outputs into one array per image: the caller's
+(``out=``), written in place, or views of one buffer allocated here.
 """
 
 import numpy as np
@@ -69,12 +71,11 @@ def _pack(images):
 
 
 def _allocate(shapes, n_channels, dtype):
-    """Output buffer and geometry for images of the given (H, W) shapes, and views on it."""
-    geometry = _geometry(shapes, n_channels)
+    """Outputs of the given (H, W) shapes: ``(H, W, C)`` views of one buffer, back to
+    back (so that a stack in gives a stack out without a copy)."""
     flat = np.empty(sum(h * w for h, w in shapes) * n_channels, dtype=dtype)
-    views = [flat[start:start + h * w * n_channels].reshape(h, w, n_channels)
-             for start, h, w, _ in geometry]
-    return flat, geometry, views
+    return [flat[start:start + h * w * n_channels].reshape(h, w, n_channels)
+            for start, h, w, _ in _geometry(shapes, n_channels)]
 
 
 def _padded_rows(n_rows, row_len, dtype):
@@ -84,26 +85,52 @@ def _padded_rows(n_rows, row_len, dtype):
     return np.zeros((n_rows, width), dtype=dtype)
 
 
-def convolve(images, kernel, bias, stride, activation, n_threads):
+def _taps(kernel, nonfinite):
+    """The taps ``i * kw + j`` the convolution sums, in raster order: every one, or
+    with ``nonfinite="raise"`` those with a nonzero weight in some channel (at
+    least one). Leaving out ``0 * x`` changes no sum when ``x`` is finite (the sum
+    starts at +0 and adding a zero to it changes nothing, not even the sign of a
+    zero), and with ``"raise"`` the images are finite, or the call raises."""
+    n_channels, kh, kw = kernel.shape
+    if nonfinite != "raise":
+        return np.arange(kh * kw)
+    nonzero = np.flatnonzero(kernel.reshape(n_channels, kh * kw).any(axis=0))
+    return nonzero if len(nonzero) else np.arange(1)
+
+
+def convolve(images, kernel, bias, stride, activation, n_threads, outputs=None,
+             nonfinite="propagate"):
+    """Returns the outputs (``outputs``, written into, or new) and, per image, whether
+    one of its sums was not finite (a NaN or an infinity among the pixels read, or
+    an overflow); with ``nonfinite="raise"``, zero taps are left out (``_taps``)."""
     n_channels, kh, kw = kernel.shape
     shapes = [(output_size(h, kh, stride[0]), output_size(w, kw, stride[1]))
               for h, w, _ in (image.shape for image in images)]
     src, src_geom = _pack(images)
-    dst, dst_geom, outputs = _allocate(shapes, n_channels, kernel.dtype)
-    # Taps and bias repeated along a chunk of a row (see _convolve.pyx): at stride 1,
-    # and when blocks do not overlap along a row at a small stride, through the
-    # stride-1 row (_convolve_row_subsampled).
+    dst_geom = _geometry(shapes, n_channels)
+    if outputs is None:
+        outputs = _allocate(shapes, n_channels, kernel.dtype)
+    # The taps' weights and the bias repeated along a chunk of a row, and where each
+    # tap reads (see _convolve.pyx): at stride 1, and when blocks do not overlap along
+    # a row at a small stride, through the stride-1 row (_convolve_row_subsampled).
     tiled = np.empty((0, 0), dtype=kernel.dtype)
+    taps = np.empty((len(images), 0), dtype=np.intp)
     if stride[1] == 1 or kw <= stride[1] <= _SUBSAMPLED_MAX_STRIDE:
-        rows = np.concatenate([kernel.reshape(n_channels, kh * kw).T, bias[None, :]])
+        chosen = _taps(kernel, nonfinite)
+        rows = np.concatenate([kernel.reshape(n_channels, kh * kw).T[chosen], bias[None, :]])
         tiled = np.ascontiguousarray(np.tile(rows, (1, _DENSE_CHUNK_PIXELS)))
-    with thread_share(n_threads, dst.size * kh * kw, _MIN_MACS_PER_THREAD) as n_threads:
+        i, j = np.divmod(chosen, kw)
+        taps = np.ascontiguousarray((i * src_geom[:, 2:3] + j) * n_channels, dtype=np.intp)
+    nonfinite_rows = np.empty(int(dst_geom[-1, 3] + dst_geom[-1, 1]), dtype=np.uint8)
+    values = sum(h * w for h, w in shapes) * n_channels
+    with thread_share(n_threads, values * kh * kw, _MIN_MACS_PER_THREAD) as n_threads:
         subsampled = stride[1] > 1 and tiled.size
         scratch = _padded_rows(n_threads if subsampled else 1,
                                tiled.shape[1] if subsampled else 0, kernel.dtype)
-        _convolve.convolve(src, src_geom, kernel, bias, dst, dst_geom, tiled, scratch,
-                           stride[0], stride[1], ACTIVATION_CODES[activation], n_threads)
-    return outputs
+        _convolve.convolve(src, src_geom, kernel, bias, outputs, dst_geom, tiled, taps,
+                           scratch, nonfinite_rows, stride[0], stride[1],
+                           ACTIVATION_CODES[activation], n_threads)
+    return outputs, np.logical_or.reduceat(nonfinite_rows, dst_geom[:, 3]).tolist()
 
 
 def squared_error(originals, targets, kernel, bias, stride, activation, n_threads):
@@ -183,26 +210,32 @@ def normal_equations(originals, targets, kernel_shape, stride, with_bias,
                                 n_threads)
     totals = acc[:, :ld * ld + 1].reshape(n_bands, n_channels, -1).sum(axis=0)
     full = totals[:, :ld * ld].reshape(n_channels, ld, ld)
-    # The kernel fills the upper triangle (and a little more); mirror it.
+    # The kernel fills the upper triangle (and a little more); mirror it. The target
+    # is column m of a design row: A't is column m, t't the diagonal after A'A.
     upper = np.triu(full[:, :m, :m])
     gram = upper + np.triu(upper, 1).transpose(0, 2, 1)
-    return gram, full[:, :m, m].copy(), totals[:, ld * ld].copy()
+    return gram, full[:, :m, m].copy(), totals[:, ld * ld].copy(), full[:, m, m].copy()
 
 
-def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads):
-    """``kernel`` is ``(C, kh, kw)``, or ``(N, C, kh, kw)``: one per image."""
+def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads,
+               outputs=None):
+    """``kernel`` is ``(C, kh, kw)``, or ``(N, C, kh, kw)``: one per image. Returns the
+    outputs (``outputs``, written into, or new)."""
     n_channels, kh, kw = kernel.shape[-3:]
     src, src_geom = _pack(images)
-    dst, dst_geom, outputs = _allocate(output_shapes, n_channels, kernel.dtype)
+    dst_geom = _geometry(output_shapes, n_channels)
+    if outputs is None:
+        outputs = _allocate(output_shapes, n_channels, kernel.dtype)
     # When blocks are disjoint, each thread lays the kernel out along a stretch
     # of a row and keeps running sums and solved values there (see _reverse.pyx).
     disjoint = stride[0] >= kh and stride[1] >= kw
     chunk = _DENSE_CHUNK_PIXELS * n_channels
-    with thread_share(n_threads, dst.size, _MIN_VALUES_PER_THREAD) as n_threads:
+    values = sum(h * w for h, w in output_shapes) * n_channels
+    with thread_share(n_threads, values, _MIN_VALUES_PER_THREAD) as n_threads:
         scratch = _padded_rows(n_threads if disjoint else 1,
                                (2 * kh * kw + 2) * chunk if disjoint else 0, kernel.dtype)
         tiled_for = np.full(n_threads, -1, dtype=np.intp)
-        _reverse.deconvolve(src, src_geom, kernel.reshape(-1, kh, kw), dst, dst_geom,
+        _reverse.deconvolve(src, src_geom, kernel.reshape(-1, kh, kw), outputs, dst_geom,
                             scratch, tiled_for, chunk, n_channels, stride[0], stride[1], eps,
                             ACTIVATION_CODES[activation], n_threads)
     return outputs

@@ -41,21 +41,35 @@ def _blocks(image, kh, kw, out_h, out_w, stride):
              for j in range(kw)] for i in range(kh)]
 
 
-def convolve(images, kernel, bias, stride, activation, n_threads=None):
+def _sum(values):
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.add.reduce(values, axis=None)
+
+
+def convolve(images, kernel, bias, stride, activation, n_threads=None, outputs=None,
+             nonfinite="propagate"):
+    """Returns the outputs (``outputs``, written into, or new) and, per image, whether
+    one of its sums was not finite (with ``nonfinite="raise"``; else False): a NaN
+    or an infinity among the pixels read, or (huge values) an overflow."""
     _, kh, kw = kernel.shape
-    outputs = []
-    for image in images:
+    results, suspects = [], []
+    for n, image in enumerate(images):
         out_h = output_size(image.shape[0], kh, stride[0])
         out_w = output_size(image.shape[1], kw, stride[1])
-        out = np.zeros((out_h, out_w, image.shape[2]), dtype=image.dtype)
+        if outputs is None:
+            out = np.zeros((out_h, out_w, image.shape[2]), dtype=image.dtype)
+        else:
+            out = outputs[n]
+            out[...] = 0
         term = np.empty_like(out)
         blocks = _blocks(image, kh, kw, out_h, out_w, stride)
         for i in range(kh):
             for j in range(kw):
                 out += np.multiply(blocks[i][j], kernel[:, i, j], out=term)
+        suspects.append(nonfinite == "raise" and not np.isfinite(_sum(out)))
         out += bias
-        outputs.append(_activate(out, activation))
-    return outputs
+        results.append(_activate(out, activation))
+    return results, suspects
 
 
 #: Output values per band in squared_error: its temporaries stay a few MiB.
@@ -73,7 +87,7 @@ def squared_error(originals, targets, kernel, bias, stride, activation, n_thread
         for top in range(0, out_h, band):
             rows = min(band, out_h - top)
             part = original[top * stride[0]:(top + rows - 1) * stride[0] + kh]
-            fitted = convolve([part], kernel, bias, stride, activation)[0]
+            fitted = convolve([part], kernel, bias, stride, activation)[0][0]
             error = np.subtract(fitted, target[top:top + rows], dtype=np.float64)
             total += float(np.square(error, out=error).sum())
     return total
@@ -150,6 +164,7 @@ def normal_equations(originals, targets, kernel_shape, stride, with_bias,
     gram = np.zeros((n_channels, m, m))
     rhs = np.zeros((n_channels, m))
     count = np.zeros(n_channels)
+    target_sq = np.zeros(n_channels)          # t't over the usable blocks
     for original, target in zip(originals, targets):
         out_h, out_w = target.shape[:2]
         # A few block rows at a time bound the memory the design matrix takes.
@@ -170,14 +185,25 @@ def normal_equations(originals, targets, kernel_shape, stride, with_bias,
                 gram[c] += chosen.T @ chosen
                 rhs[c] += chosen.T @ values[keep, c]
                 count[c] += keep.sum()
-    return gram, rhs, count
+                target_sq[c] += values[keep, c] @ values[keep, c]
+    return gram, rhs, count, target_sq
 
 
-def zoom(image, stride, output_shape):
-    """Nearest-neighbour zoom of a ``(Ho, Wo, C)`` array (SPEC section 5)."""
+def zoom(image, stride, output_shape, out=None):
+    """Nearest-neighbour zoom of a ``(Ho, Wo, C)`` array:
+    ``out[r, c] = x[min(r // sh, Ho - 1), min(c // sw, Wo - 1)]``; into ``out`` when
+    given."""
     rows = np.minimum(np.arange(output_shape[0]) // stride[0], image.shape[0] - 1)
     cols = np.minimum(np.arange(output_shape[1]) // stride[1], image.shape[1] - 1)
-    return image[rows[:, None], cols[None, :]]
+    if out is None:
+        return image[rows[:, None], cols[None, :]]
+    # Without a temporary: each input row's zoomed row written once (np.take with
+    # mode="clip" writes into out unbuffered), then copied to the rows repeating it.
+    starts = np.flatnonzero(np.diff(rows, prepend=-1)).tolist() + [len(rows)]
+    for first, stop in zip(starts[:-1], starts[1:]):
+        np.take(image[rows[first]], cols, axis=0, out=out[first], mode="clip")
+        out[first + 1:stop] = out[first]
+    return out
 
 
 def _solve_pixel(weight, small, x, total, activation):
@@ -188,22 +214,27 @@ def _solve_pixel(weight, small, x, total, activation):
     return value, rest + weight * value
 
 
-def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads=None):
-    """``kernel`` is ``(C, kh, kw)``, or ``(N, C, kh, kw)``: one per image."""
+def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads=None,
+               outputs=None):
+    """``kernel`` is ``(C, kh, kw)``, or ``(N, C, kh, kw)``: one per image. Returns the
+    outputs (``outputs``, written into, or new)."""
     kernels = kernel if kernel.ndim == 4 else [kernel] * len(images)
     sh, sw = stride
-    outputs = []
-    for x, shape, kernel in zip(images, output_shapes, kernels):
+    results = []
+    for n, (x, shape, kernel) in enumerate(zip(images, output_shapes, kernels)):
         _, kh, kw = kernel.shape
         # Compared in float64, as the compiled code compares |w| <= eps.
         small = np.abs(kernel.astype(np.float64)) <= eps
-        y = np.ascontiguousarray(zoom(x, stride, shape))
+        if outputs is None:
+            y = np.ascontiguousarray(zoom(x, stride, shape))
+        else:
+            y = zoom(x, stride, shape, outputs[n])
         if sh >= kh and sw >= kw:
             _solve_disjoint_blocks(x, y, kernel, small, stride, activation)
         else:
             _solve_overlapping_blocks(x, y, kernel, small, stride, activation)
-        outputs.append(y)
-    return outputs
+        results.append(y)
+    return results
 
 
 def _solve_disjoint_blocks(x, y, kernel, small, stride, activation):

@@ -8,6 +8,7 @@ writes to are checked before it reads anything (:func:`check_out_folder`,
 """
 
 import argparse
+import contextlib
 import math
 import os
 import re
@@ -44,7 +45,13 @@ def whole_number(value):
 
 def pair(value):
     """One whole number or two, ``3``, ``3x2`` or ``3,2`` (rows, columns): a stride
-    or a kernel size, as the Python functions take it."""
+    or a kernel size, as the Python functions take it.
+
+    Examples
+    --------
+    >>> pair("3"), pair("3x2"), pair("3,2")
+    (3, (3, 2), (3, 2))
+    """
     parts = re.split(r"\s*[x,]\s*", value.strip().lower())
     try:
         numbers = [int(part) for part in parts]
@@ -106,7 +113,13 @@ def non_negative_number(value):
 
 
 def memory(value):
-    """``--memory``: bytes, as ``268435456``, ``256MB``, ``256MiB``, ``1GiB`` or ``1g``."""
+    """``--memory``: bytes, as ``268435456``, ``256MB``, ``256MiB``, ``1GiB`` or ``1g``.
+
+    Examples
+    --------
+    >>> memory("256MB"), memory("256MiB"), memory("1GiB")
+    (256000000, 268435456, 1073741824)
+    """
     match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*", value.lower())
     if not match or match.group(2) not in _UNITS or float(match.group(1)) <= 0:
         raise _bad("an amount of memory above 0: bytes, or with a unit as in 256MB, "
@@ -165,8 +178,12 @@ def progress(stream):
     return update
 
 
-def show_warnings(command):
-    """Print each warning as one line, ``revdeconv COMMAND: warning: ...``: no source line."""
+@contextlib.contextmanager
+def warnings_as_lines(command):
+    """Within the block, a warning is one line, ``revdeconv COMMAND: warning: ...``,
+    without the source line Python shows."""
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"revdeconv {command}: warning: {message}", file=file or sys.stderr)
-    warnings.showwarning = show
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield

@@ -6,7 +6,7 @@ def deconvolve(
     src: npt.NDArray[np.floating],
     src_geom: npt.NDArray[np.intp],
     kernel: npt.NDArray[np.floating],
-    dst: npt.NDArray[np.floating],
+    dst: list[npt.NDArray[np.floating]],
     dst_geom: npt.NDArray[np.intp],
     scratch: npt.NDArray[np.floating],
     tiled_for: npt.NDArray[np.intp],

@@ -2,10 +2,12 @@
 
 Nothing is lost and nothing is half-written: a file that cannot be read (or
 processed) is reported with its reason and skipped, every other file is still
-processed, outputs are written to a temporary name and renamed, existing
-outputs are skipped unless ``overwrite``, and the exit status says whether
-anything failed. Files are loaded ``chunk`` at a time, so memory stays bounded
-by the chunk, not by the folder.
+processed, outputs are written to a temporary name and renamed (a Ctrl-C
+waits for the file being written), existing outputs are skipped unless
+``overwrite``, no output is ever written over an input, and the exit status
+says whether anything failed. Files are loaded as many at a time as
+``memory`` bytes hold (from their headers), so memory stays bounded by the
+budget, not by the folder or the size of its images.
 
 The chain for a command that writes one output per input is
 :meth:`Run.process`; :meth:`Run.map_pairs` and :meth:`Run.fold_pairs` are the
@@ -13,103 +15,82 @@ same chain over (original, filtered) pairs for ``learn``. The command line
 (``cli.py``) only parses arguments and says what to compute.
 """
 
-import glob
+import contextlib
 import os
-import re
 import sys
+import time
 
-import numpy as np
-from PIL import Image
-
-from .io import ImageReadError, load_array, load_image, save_array, save_image
+from . import _pixels
+from ._inputs import (case_insensitive, expand, footprint, reason, refuse_overwriting,
+                      sigint_deferred, subfolder_note)
+from ._options import DEFAULT_MEMORY
+from ._pixels import load_rgb  # noqa: F401 (the command line's)
+from .io import ImageReadError, save_array, save_image
 
 FORMATS = {"png": ".png", "tiff": ".tiff", "npy": ".npy"}
 DEFAULT_FORMAT = "png"
-DEFAULT_CHUNK = 64
 
 
-def _natural(path):
-    """Sort key: "2.png" before "10.png" (the order matters where a kernel carries over)."""
-    return [int(part) if part.isdigit() else part.lower()
-            for part in re.split(r"(\d+)", os.path.basename(path))]
-
-
-def _readable_extensions():
-    """Extensions Pillow can open (not those it can only save), and .npy."""
-    Image.init()
-    return {ext for ext, fmt in Image.registered_extensions().items()
-            if fmt in Image.OPEN} | {".npy"}
-
-
-def expand_inputs(specs):
+def expand_inputs(specs, *, recursive=False):
     """Files named by ``specs``: files, folders (their image files, hidden ones
-    left out) and glob patterns, each in natural order; a name that matches
-    nothing stays, to be reported as missing."""
-    readable = _readable_extensions()
-    files = []
-    for spec in specs:
-        if os.path.isdir(spec):
-            files += sorted((os.path.join(spec, name) for name in os.listdir(spec)
-                             if not name.startswith(".")
-                             and os.path.splitext(name)[1].lower() in readable
-                             and os.path.isfile(os.path.join(spec, name))), key=_natural)
-        elif glob.has_magic(spec):
-            files += sorted((path for path in glob.glob(spec) if os.path.isfile(path)),
-                            key=_natural)
-        else:
-            files.append(spec)
-    seen = set()
-    return [f for f in files if not (os.path.abspath(f) in seen or seen.add(os.path.abspath(f)))]
+    left out) and glob patterns, each in natural order; a name that is not there
+    stays, to be reported as missing. (:func:`revdeconv._inputs.expand` says more.)"""
+    return expand(specs, recursive=recursive).files
 
 
 def stem(path):
+    """A file's name without its folder and extension; a page's: ``scan_p2``."""
+    if isinstance(path, _pixels.Page):
+        return path.stem
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def read(path):
-    """An input file as a float array: ``.npy`` as stored, images in [0, 1]."""
-    if path.lower().endswith(".npy"):
-        array = load_array(path)
-        return array if array.dtype.kind == "f" else array.astype(np.float64)
-    return load_image(path)
-
-
-def _as_rgb(image):
-    """Grey becomes three equal channels; alpha is dropped."""
-    if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)
-    if image.shape[2] in (1, 2):
-        return np.repeat(image[:, :, :1], 3, axis=2)
-    return image[:, :, :3]
-
-
-def load_rgb(paths):
-    """The images at ``paths``, each with three channels (for ``experiment``); the
-    first that cannot be read raises."""
-    return [_as_rgb(load_image(path)) for path in paths]
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, already reported on its one line."""
 
 
 class Run:
-    """One command over many files: counts, reports, progress and outputs."""
+    """One command over many files: counts, reports, progress and outputs.
+
+    The inputs are expanded once, before anything is written (so no output of
+    the run is one of its inputs), and an output that would replace an input
+    is refused. Files are read a chunk at a time: as many as their pixels
+    (float64, as read; the size comes from each file's header) and their
+    outputs (``output_scale`` times as many bytes) fit in ``memory`` bytes, and
+    at most ``chunk`` files when given; a file larger than ``memory`` goes alone.
+    """
 
     def __init__(self, command, *, out=None, fmt=DEFAULT_FORMAT, overwrite=False, quiet=False,
-                 chunk=DEFAULT_CHUNK, stream=None):
+                 chunk=None, memory=DEFAULT_MEMORY, output_scale=1.0, recursive=False,
+                 out_file=None, alpha=_pixels.DEFAULT_ALPHA, bits=None, stream=None):
         self.command = command
+        self.alpha, self.bits = alpha, bits        # see _pixels: --alpha, --bits
         self.out, self.fmt, self.overwrite, self.quiet = out, fmt, overwrite, quiet
-        self.chunk = chunk
+        self.chunk, self.memory, self.output_scale = chunk, memory, output_scale
+        self.recursive, self.out_file = recursive, out_file
         self.stream = stream or sys.stderr
         self.done = self.failed = self.skipped = 0
-        self.total = 0
+        self.total = self.subfolders = 0
         self.show_progress = not quiet and self.stream.isatty()
-        self._claimed = {}
-        if out is not None:
-            os.makedirs(out, exist_ok=True)
+        self._rel, self._claimed, self._folded = {}, {}, {}
+        self._kept, self._carry, self._skips = {}, None, {}
+        self._start = time.perf_counter()
 
     # -- reporting -----------------------------------------------------------------
     def fail(self, path, reason):
         self.failed += 1
+        self._kept.pop(_pixels.key(path), None)
         self._clear_progress()
         print(f"revdeconv {self.command}: {path}: {reason}", file=self.stream)
+        self._progress()
+
+    def skip(self, path, reason, why):
+        """Leave ``path`` out, with its ``reason`` on a line; counted as skipped
+        (``why``, in the summary), not as failed."""
+        self.skipped += 1
+        self._skips[why] = self._skips.get(why, 0) + 1
+        self._clear_progress()
+        print(f"revdeconv {self.command}: {path}: skipped: {reason}", file=self.stream)
         self._progress()
 
     def succeed(self, count=1):
@@ -127,32 +108,76 @@ class Run:
         if self.show_progress:
             self.stream.write("\r" + " " * 50 + "\r")
 
+    def _chunk_line(self):
+        """Where there is no bar (a pipe, a log), one line after each chunk but the last."""
+        if not self.quiet and not self.show_progress:
+            print(f"revdeconv {self.command} {self.done + self.failed + self.skipped}/"
+                  f"{self.total} ({time.perf_counter() - self._start:.1f} s)", file=self.stream)
+
     def finish(self):
         """Print the summary line; the exit status: 1 when anything failed."""
         self._clear_progress()
-        skipped = f", {self.skipped} skipped (output exists; --overwrite to redo)" \
-            if self.skipped else ""
+        why = dict(self._skips)                    # reason -> count
+        if self.skipped > sum(why.values()):
+            why["output exists; --overwrite to redo"] = self.skipped - sum(why.values())
+        reasons = list(why) if len(why) == 1 else [f"{n} {w}" for w, n in why.items()]
+        skipped = f", {self.skipped} skipped ({'; '.join(reasons)})" if self.skipped else ""
         if not self.quiet or self.failed:
-            print(f"revdeconv {self.command}: {self.done} done, {self.failed} failed{skipped}",
-                  file=self.stream)
+            print(f"revdeconv {self.command}: {self.done} done, {self.failed} failed{skipped}"
+                  f"{subfolder_note(self.subfolders)}", file=self.stream)
         return 1 if self.failed else 0
 
-    # -- outputs -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _interruptible(self):
+        """Ctrl-C ends the run with one line, then raises :class:`Interrupted`."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self._clear_progress()
+            left = max(self.total - self.done - self.failed - self.skipped, 0)
+            failed = f", {self.failed} failed" if self.failed else ""
+            skipped = f", {self.skipped} skipped" if self.skipped else ""
+            print(f"revdeconv {self.command}: interrupted: {self.done} done{failed}{skipped}, "
+                  f"{left} not started", file=self.stream)
+            raise Interrupted from None
+
+    # -- inputs and outputs --------------------------------------------------------
+    def inputs(self, specs, skip=None):
+        """The files ``specs`` name (:func:`revdeconv._inputs.expand`), found once; a spec
+        that finds nothing fails, and when nothing at all is found, ValueError."""
+        found = expand(specs, recursive=self.recursive, skip=skip)
+        if not found.files:
+            raise ValueError("; ".join(sentence for *_, sentence in found.unmatched)
+                             or "no input files")
+        self._rel.update(found.rel)
+        self.subfolders += found.subfolders
+        for spec, reason, _ in found.unmatched:
+            self.fail(spec, reason)
+        return _pixels.pages(found.files)          # a multi-page TIFF: one input per page
+
+    def name(self, path):
+        """The name an input goes by: its stem, after the folders it lies in under
+        the folder searched (``sub/a``) with ``recursive``."""
+        rel = self._rel.get(path, "")
+        return "/".join([*rel.split(os.sep), stem(path)]) if rel else stem(path)
+
     def output_path(self, path):
-        """Where the output for input ``path`` goes: OUT/<stem>.<format>, inside OUT."""
-        return os.path.join(self.out, stem(path) + FORMATS[self.fmt])
+        """Where the output for input ``path`` goes: OUT/<name>.<format>, inside OUT."""
+        return os.path.join(self.out, self._rel.get(path, ""), stem(path) + FORMATS[self.fmt])
 
     def pending(self, paths):
         """The inputs still to do: outputs that exist are skipped unless ``overwrite``;
-        two inputs with one output name are an error for the second."""
+        two inputs with one output (by the file it is) are an error for the second."""
         todo = []
         for path in paths:
             target = self.output_path(path)
-            if target in self._claimed:
+            key = os.path.normcase(os.path.realpath(target))
+            twin = self._folded.setdefault(key.casefold(), key)
+            if key in self._claimed or (twin != key and case_insensitive(self.out)):
                 self.fail(path, f"its output {target} is also the output of "
-                                f"{self._claimed[target]}")
+                                f"{self._claimed[key if key in self._claimed else twin]}")
                 continue
-            self._claimed[target] = path
+            self._claimed[key] = path
             if os.path.exists(target) and not self.overwrite:
                 self.skipped += 1
                 continue
@@ -160,89 +185,133 @@ class Run:
         return todo
 
     def write(self, path, array):
-        """Write the output for input ``path`` (whole or not at all)."""
+        """Write the output for input ``path`` (whole or not at all; a Ctrl-C waits
+        until the file is written and counted)."""
         target = self.output_path(path)
-        try:
-            if self.fmt == "npy":
-                save_array(target, array)
-            else:
-                save_image(target, array)
-        except (OSError, ValueError) as exc:
-            self.fail(path, f"cannot write {target}: {exc}")
-            return
-        self.succeed()
+        with sigint_deferred():
+            try:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                alpha, bits = self._kept.pop(_pixels.key(path), (None, None))
+                if alpha is not None:              # --alpha keep: to the output's geometry
+                    array = _pixels.with_alpha(array, self._carry(path, alpha, array.shape[:2]))
+                if self.fmt == "npy":
+                    save_array(target, array)
+                else:
+                    save_image(target, array, bits=_pixels.output_bits(bits, self.fmt,
+                                                                       self.bits))
+            except (OSError, ValueError, ImportError) as exc:   # ImportError: what to install
+                self.fail(path, f"cannot write {target}: {reason(exc)}")
+                return
+            self.succeed()
 
     # -- the chain -----------------------------------------------------------------
-    def process(self, inputs, compute, *, attach=None):
+    def process(self, inputs, compute, *, attach=None, carry=None):
         """Every file named by ``inputs`` through ``compute``, its output written;
         the exit status.
 
-        The files (see :func:`expand_inputs`) whose outputs exist are skipped
-        (unless ``overwrite``), the rest are read ``chunk`` at a time, and each
-        chunk's files are computed in one call per channel layout, or each alone
-        when that call raises ValueError, so the bad file is the one named. Each
+        The files (see :meth:`inputs`) whose outputs exist are skipped (unless
+        ``overwrite``), the rest are read a chunk at a time, and each chunk's
+        files are computed in one call per channel layout, or each alone when
+        that call raises ValueError, so the bad file is the one named. Each
         output is written whole or not at all. ``compute(arrays)`` returns one
-        output per array; with ``attach``, ``compute(arrays, values)`` gets the
-        value ``attach(path)`` gave each file (a file for which it raises
-        ValueError fails with that message).
+        output per array (an exception in place of an output fails its file);
+        with ``attach``, ``compute(arrays, values)`` gets the value
+        ``attach(path)`` gave each file (a file for which it raises ValueError
+        fails with that message). Nothing is written before every output is
+        known not to replace an input. With ``alpha="keep"``, the images' alpha
+        is left out of ``compute`` and ``carry(path, alpha, (rows, cols))`` gives
+        the output's alpha.
         """
-        for group in self._groups(self.pending(expand_inputs(inputs)), attach):
-            for path, output in self._each_or_all(group, compute):
-                self.write(path, output)
+        self._carry = carry
+        files = self.inputs(inputs, skip=self.out)
+        refuse_overwriting([(path, self.output_path(path)) for path in files], files)
+        try:
+            os.makedirs(self.out, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"--out: cannot make the folder {self.out!r}: "
+                             f"{reason(exc)}") from None
+        self.total = len(files) + self.failed
+        with self._interruptible():
+            for group in self._groups(self.pending(files), attach):
+                results = self._each_or_all(group, compute)
+                group.clear()               # the inputs go before the outputs are written
+                while results:
+                    self.write(*results.pop(0))
         return self.finish()
 
     def pairs(self, originals, filtered):
         """(original, filtered) paths paired by name, in name order; a file without
         its partner, or with the name of another file on its side, is reported."""
-        originals, filtered = self._by_stem(originals), self._by_stem(filtered)
-        for name in sorted(set(originals) ^ set(filtered)):
+        first, second = self.inputs(originals), self.inputs(filtered)
+        if self.out_file is not None:
+            refuse_overwriting([(None, self.out_file)], first + second)
+        originals, filtered = self._by_name(first), self._by_name(second)
+        pairs = [(originals[n], filtered[n]) for n in sorted(set(originals) & set(filtered))]
+        if not pairs:
+            raise ValueError("no original and filtered file share a name (files are paired "
+                             "by name, without the extension)")
+        for name in sorted(set(originals) ^ set(filtered)):     # not an error: left out
             side = "filtered" if name in originals else "original"
-            self.fail(originals.get(name) or filtered.get(name), f"no {side} file named {name!r}")
-        return [(originals[n], filtered[n]) for n in sorted(set(originals) & set(filtered))]
+            self.skip(originals.get(name) or filtered.get(name), f"no {side} file named "
+                      f"{name!r}", "no partner file")
+        self.total = len(pairs) + self.failed
+        return pairs
 
-    def map_pairs(self, originals, filtered, compute):
+    def map_pairs(self, originals, filtered, compute, *, prepare=None):
         """``compute(originals, filtered)`` (arrays) on the :meth:`pairs`, as
-        :meth:`process` does on files; the results by name."""
+        :meth:`process` does on files; the results by name. ``prepare(items)``
+        turns each chunk's loaded (path, original, filtered) items before they are
+        grouped (:func:`revdeconv._pixels.learning_channels`)."""
         results = {}
-        for group in self._groups(self.pairs(originals, filtered)):
-            for path, result in self._each_or_all(group, compute):
-                results[stem(path)] = result
-                self.succeed()
+        pairs = self.pairs(originals, filtered)
+        with self._interruptible():
+            for group in self._groups(pairs, prepare=prepare):
+                found = self._each_or_all(group, compute)
+                group.clear()
+                for path, result in found:
+                    results[self.name(path)] = result
+                    self.succeed()
         return results
 
-    def fold_pairs(self, originals, filtered, step, *, at_once=False):
+    def fold_pairs(self, originals, filtered, step, *, at_once=False, prepare=None):
         """``carried = step(originals, filtered, carried)`` on the :meth:`pairs`, one
         call per chunk and channel layout, in order; the last ``carried`` (None if
         no call succeeded). A call that raises ValueError fails all its pairs.
-        ``at_once`` puts every pair in one chunk."""
+        ``at_once`` puts every pair in one chunk, whatever ``memory`` says;
+        ``prepare`` as in :meth:`map_pairs`."""
         pairs = self.pairs(originals, filtered)
         if at_once:
-            self.chunk = max(len(pairs), 1)
+            self.chunk, self.memory = None, float("inf")
         carried = None
-        for group in self._groups(pairs):
-            try:
-                carried = step(*_columns(group), carried)
-            except ValueError as exc:
-                for path, *_ in group:
-                    self.fail(path, str(exc))
-                continue
-            self.succeed(len(group))
+        with self._interruptible():
+            for group in self._groups(pairs, prepare=prepare):
+                try:
+                    carried = step(*_columns(group), carried)
+                except ValueError as exc:
+                    for path, *_ in group:
+                        self.fail(path, str(exc))
+                    continue
+                finally:
+                    count = len(group)
+                    group.clear()
+                self.succeed(count)
         return carried
 
-    def _by_stem(self, specs):
-        """Input files by name (stem); a second file with a name is reported, not used."""
-        files = {}
-        for path in expand_inputs(specs):
-            if stem(path) in files:
-                self.fail(path, f"another input, {files[stem(path)]}, has the name "
-                                f"{stem(path)!r}")
+    def _by_name(self, files):
+        """Input files by :meth:`name`; a second file with a name is reported, not used."""
+        named = {}
+        for path in files:
+            if self.name(path) in named:
+                self.fail(path, f"another input, {named[self.name(path)]}, has the name "
+                                f"{self.name(path)!r}")
             else:
-                files[stem(path)] = path
-        return files
+                named[self.name(path)] = path
+        return named
 
-    def _groups(self, items, attach=None):
+    def _groups(self, items, attach=None, prepare=None):
         """The loaded :meth:`chunks` of ``items``, each split :func:`by_channels`;
-        ``attach(path)`` adds a value to each item (see :meth:`process`)."""
+        ``attach(path)`` adds a value to each item (see :meth:`process`). A group
+        the caller has cleared holds no image while the next chunk is read."""
         for loaded in self.chunks(items):
             if attach is not None:
                 attached = []
@@ -252,13 +321,19 @@ class Run:
                     except ValueError as exc:
                         self.fail(path, str(exc))
                 loaded = attached
-            yield from by_channels(loaded)
+            if prepare is not None:
+                loaded = prepare(loaded)
+            groups = by_channels(loaded)
+            del loaded
+            while groups:
+                yield groups.pop(0)
 
     def _each_or_all(self, items, compute):
         """``compute`` on the whole group; when that raises ValueError (one bad
-        image), on each item alone, so only the bad ones fail. Returns (path, result)."""
+        image), on each item alone, so only the bad ones fail. Returns (path, result);
+        a result that is an exception fails its item."""
         try:
-            return list(zip((item[0] for item in items), compute(*_columns(items))))
+            results = list(zip((item[0] for item in items), compute(*_columns(items))))
         except ValueError:
             results = []
             for item in items:
@@ -266,31 +341,58 @@ class Run:
                     results.append((item[0], compute(*_columns([item]))[0]))
                 except ValueError as exc:   # the item alone was "[0]" of its list
                     self.fail(item[0], str(exc).replace("[0]", "", 1))
-            return results
+        kept = []
+        for path, result in results:
+            if isinstance(result, Exception):
+                self.fail(path, str(result))
+            else:
+                kept.append((path, result))
+        return kept
 
-    # -- inputs --------------------------------------------------------------------
+    # -- reading -------------------------------------------------------------------
     def chunks(self, items):
-        """Yield lists of (path, array, ...), ``chunk`` items at a time. An item is a
-        path, or a tuple of paths read together (a pair); an item with a file that
-        cannot be read is reported and left out."""
-        self.total = max(self.total, len(items) + self.skipped + self.failed)
-        for start in range(0, len(items), self.chunk):
-            loaded = []
-            for item in items[start:start + self.chunk]:
-                paths = item if isinstance(item, tuple) else (item,)
-                try:
-                    arrays = [self._read(path) for path in paths]
-                except _Unreadable:
-                    continue
-                loaded.append((paths[0], *arrays))
-            yield loaded
+        """Yield lists of (path, array, ...), as many items as ``memory`` and
+        ``chunk`` allow (see the class doc). An item is a path, or a tuple of paths
+        read together (a pair); an item with a file that cannot be read is
+        reported and left out."""
+        self.total = self.total or len(items)
+        batch, size, copies = [], 0, 0
+        for item in items:
+            paths = item if isinstance(item, tuple) else (item,)
+            pixels = sum(footprint(path) / getattr(path, "pages", 1) for path in paths)
+            need = pixels * (1 + self.output_scale)
+            # and the copies made while one file is decoded (about half its pixels
+            # more) or one output computed and encoded (about three times its own)
+            largest = max(copies, pixels / 2, 3 * pixels * self.output_scale)
+            if batch and (size + need + largest > self.memory
+                          or len(batch) == (self.chunk or -1)):
+                yield self._load(batch)
+                self._chunk_line()
+                batch, size, largest = [], 0, max(pixels / 2, 3 * pixels * self.output_scale)
+            batch.append(paths)
+            size, copies = size + need, largest
+        if batch:
+            yield self._load(batch)
+
+    def _load(self, batch):
+        loaded = []
+        for paths in batch:
+            try:
+                arrays = [self._read(path) for path in paths]
+            except _Unreadable:
+                continue
+            loaded.append((paths[0], *arrays))
+        return loaded
 
     def _read(self, path):
         try:
-            return read(path)
+            picture = _pixels.read(path, self.alpha)
         except (ImageReadError, OSError, ValueError) as exc:
-            self.fail(path, getattr(exc, "reason", str(exc)))
+            self.fail(path, getattr(exc, "reason", None) or reason(exc))
             raise _Unreadable from None
+        if self.out is not None:                   # what its output keeps: alpha, depth
+            self._kept[_pixels.key(path)] = (picture.alpha, picture.bits)
+        return picture.pixels
 
 
 class _Unreadable(Exception):

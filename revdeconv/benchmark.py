@@ -4,7 +4,11 @@ established peers, timed in one run and reported as ratios.
 Each kernel runs on a random RGB float32 image (:data:`SIZES`) for the compiled
 backend on each thread count asked for, for the NumPy fallback and, for the
 stride-1 convolution, for ``cv2.filter2D`` and ``scipy.ndimage.correlate`` where
-they are installed. A time is the best of ``repeat`` runs after one untimed
+they are installed. The stride-1 convolution and the reverse solve run once more
+writing into an array allocated once (``out=``, the cases ending in ``out=``),
+against ``cv2.filter2D`` with its ``dst`` given and against ``np.copyto`` of an
+output-sized array into an existing one: what a caller who reuses one buffer
+waits for, without allocating and faulting in a fresh output every call. A time is the best of ``repeat`` runs after one untimed
 warm-up (the NumPy SGD pass and the NumPy batch pipeline, which take seconds,
 run once); the implementations of a case take turns, one run each per round,
 so that a slow spell of a shared machine does not fall on one of them only.
@@ -46,8 +50,9 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from . import _backend, bench_report
-from ._bench_cases import (CONVOLVE_S1, CONVOLVE_S3, DECONVOLVE, DEFAULT_SIZE, KERNELS,
-                           LEARN_LSTSQ, LEARN_SGD, MEMORY_LIMIT, NUMPY_IMAGES, PIPELINE, SIZES,
+from ._bench_cases import (CONVOLVE_S1, CONVOLVE_S1_OUT, CONVOLVE_S3, DECONVOLVE,
+                           DECONVOLVE_OUT, DEFAULT_SIZE, KERNELS, LEARN_LSTSQ, LEARN_SGD,
+                           MEMORY_LIMIT, NUMPY_IMAGES, OUT_CASES, PIPELINE, SIZES,
                            SPEED_TARGETS, MemoryRow, TimingRow, _faster, _jobs, _memory_rows,
                            _optional, _time_case, allocated_peak, pipeline, pipeline_images)
 from ._config import config
@@ -175,7 +180,7 @@ class BenchResult:
     >>> result = run_benchmark("paper", threads=(1,), repeat=1, images=2)
     >>> report = json.loads(result.to_json())
     >>> report["size"], report["image_shape"], len(report["targets"])
-    ('paper', [180, 250, 3], 13)
+    ('paper', [180, 250, 3], 16)
     >>> result.targets[-1].name
     'deconvolve stride 3: compiled peak memory / (input + output)'
     """

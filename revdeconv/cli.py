@@ -9,52 +9,50 @@
     revdeconv bench [--size paper|1080p|4k] [--threads N ...] [--repeat N] [--images N]
                     [--json PATH] [--markdown PATH] [--figure PATH]
 
-``filter``, ``learn`` and ``deconvolve`` take files, folders and glob patterns,
-process them ``--chunk`` at a time through one compiled call per chunk, report
-each file that fails (and go on), and exit with status 1 when any failed.
+``filter``, ``learn`` and ``deconvolve`` take files, folders and glob patterns
+(``--recursive`` enters subfolders, ``**`` matches any depth), check every
+option before any file is read, never write an output over an input, read as
+many files at a time as ``--memory`` holds and compute them in one compiled
+call, report each file that fails (and go on), and exit with status 1 when any
+failed (2 on a bad option or when nothing matches, 130 on Ctrl-C).
 The chain over the files is ``_runner.Run``'s; this module parses the
 arguments and says what each command computes. The options and the runner of
-``bench`` (:func:`add_arguments`, :func:`run_command`) are shared with
-``bench/run.py``.
+``bench`` (:func:`add_arguments`, :func:`run_command`, from
+``_bench_command``) are shared with ``bench/run.py``.
 """
 
 import argparse
 import os
-import shlex
 import sys
 import time
+import warnings
 
 import numpy as np
 
-from . import _backend, filters
-from ._runner import DEFAULT_CHUNK, DEFAULT_FORMAT, FORMATS, Run, expand_inputs, load_rgb, stem
+from . import _options, _pixels, filters
+from ._options import progress as _progress
+from ._runner import DEFAULT_FORMAT, FORMATS, Interrupted, Run, expand_inputs, load_rgb
 from ._validation import ACTIVATIONS, DEFAULT_ACTIVATION
-from .benchmark import DEFAULT_SIZE, NUMPY_IMAGES, SIZES, _check_options, run_benchmark
+from ._bench_command import add_arguments, bench as _bench, run_command  # noqa: F401
 from .learning import DEFAULT_METHOD, METHODS
 from .reverse import DEFAULT_EPS
+from ._version import __version__
 
 
-def _progress(stream):
-    """A one-line progress bar on ``stream``."""
-    def update(done, total, label):
-        width = 30
-        filled = width * done // total
-        stream.write(f"\r[{'#' * filled}{'-' * (width - filled)}] {done}/{total} {label:<24}")
-        if done == total:
-            stream.write("\n")
-        stream.flush()
-    return update
-
-
-def _load_folder(folder):
+def _load_folder(folder, fail=None):
+    """The files of ``folder`` read (those ``fail`` was told of left out), and the images."""
     if not os.path.isdir(folder):
         raise SystemExit(f"revdeconv: --images: {folder!r} is not a folder")
     files = expand_inputs([folder])
     if not files:
         raise SystemExit(f"revdeconv: no image files in {folder!r}")
+    failed = []
+    images = load_rgb(files, None if fail is None else
+                      lambda path, reason: (failed.append(path), fail(path, reason)))
+    files = [f for f in files if f not in failed]
     print(f"revdeconv: {len(files)} images, in this order: "
           f"{', '.join(os.path.basename(f) for f in files)}", file=sys.stderr)
-    return load_rgb(files)
+    return files, images
 
 
 def _kernel(value):
@@ -64,65 +62,67 @@ def _kernel(value):
         try:
             return load_kernel(value)
         except (OSError, ValueError) as exc:
-            raise SystemExit(f"revdeconv: --kernel: {exc}") from None
+            raise ValueError(f"--kernel: {exc}") from None
     try:
         return KernelSpec(filters.get(value)[np.newaxis])
     except ValueError as exc:
-        raise SystemExit(f"revdeconv: --kernel: {exc}; or give a .json or .npy file") from None
+        raise ValueError(f"--kernel: {exc}; or give a .json or .npy file") from None
 
 
-def _size(value):
-    """``--output-size HxW``."""
-    try:
-        rows, cols = (int(v) for v in value.lower().split("x"))
-        if rows < 1 or cols < 1:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 180x250, got {value!r}") from None
-    return rows, cols
-
-
-def _positive_int_arg(value):
-    """An argparse type: a whole number of at least 1."""
-    try:
-        number = int(value)
-    except ValueError:      # the words argparse said when this function was "_positive"
-        raise argparse.ArgumentTypeError(f"invalid _positive value: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return number
-
-
-def _run(args, command):
-    """The run of a command; its outputs go to the folder ``--out`` if it writes images."""
-    out = args.out if hasattr(args, "format") else None
+def _run(args, command, output_scale=1.0):
+    """The run of a command; its outputs go to the folder ``--out`` if it writes images
+    (``output_scale``: an output's bytes per byte of its input), else to the file
+    ``--out``. The places written to are checked here, before any file is read."""
+    if hasattr(args, "format"):
+        _options.check_out_folder(args.out)
+        out, out_file = args.out, None
+    else:
+        _options.check_out_file(args.out)
+        out, out_file = None, args.out
+    bits = getattr(args, "bits", None)
+    _pixels.check_bits(bits, getattr(args, "format", None))
+    # learn: --alpha keep and drop both learn the colour channels only
+    alpha = args.alpha if out is not None or args.alpha == "filter" else "drop"
     return Run(command, out=out, fmt=getattr(args, "format", DEFAULT_FORMAT),
-               overwrite=getattr(args, "overwrite", False), quiet=args.quiet, chunk=args.chunk)
+               overwrite=getattr(args, "overwrite", False), quiet=args.quiet, chunk=args.chunk,
+               memory=args.memory, output_scale=output_scale, recursive=args.recursive,
+               out_file=out_file, alpha=alpha, bits=bits)
+
+
+def _area(stride, spec):
+    """Pixels of a block: the stride's, else the kernel's."""
+    rows, cols = (stride, stride) if isinstance(stride, int) else stride or spec.kernel.shape[1:]
+    return rows * cols
 
 
 def _filter(args):
     from .batch import convolve
     spec = _kernel(args.kernel)
     if isinstance(spec, dict):
-        raise SystemExit("revdeconv filter: --kernel holds one filter per image; "
+        raise ValueError(f"--kernel: {args.kernel} holds one filter per image; "
                          "filter takes one filter")
     options = dict(stride=args.stride or spec.stride, bias=spec.bias,
                    activation=args.activation or spec.activation or DEFAULT_ACTIVATION,
                    n_threads=args.threads)
-    return _run(args, "filter").process(
-        args.inputs, lambda images: convolve(images, spec.kernel, **options))
+    run = _run(args, "filter", output_scale=1 / _area(args.stride or spec.stride, spec))
+    return run.process(args.inputs, lambda images: convolve(images, spec.kernel, **options),
+                       carry=lambda path, alpha, shape: _pixels.block_mean(
+                           alpha, spec.kernel.shape[1:], options["stride"]))
 
 
 def _deconvolve(args):
     from .batch import deconvolve
     spec = _kernel(args.kernel)
+    specs = spec.values() if isinstance(spec, dict) else [spec]
+    run = _run(args, "deconvolve", output_scale=max(_area(args.stride or s.stride, s)
+                                                    for s in specs))
 
     def kernel_for(path):
         if not isinstance(spec, dict):
             return spec
-        if stem(path) not in spec:      # each image with its own filter, found by name
-            raise ValueError(f"no filter named {stem(path)!r} in {args.kernel}")
-        return spec[stem(path)]
+        if run.name(path) not in spec:  # each image with its own filter, found by name
+            raise ValueError(f"no filter named {run.name(path)!r} in {args.kernel}")
+        return spec[run.name(path)]
 
     def compute(images, specs):         # stride, activation: the group's first filter's
         return deconvolve(images, [s.kernel for s in specs],
@@ -130,36 +130,55 @@ def _deconvolve(args):
                           activation=args.activation or specs[0].activation or DEFAULT_ACTIVATION,
                           eps=args.eps, output_shape=args.output_size, n_threads=args.threads)
 
-    return _run(args, "deconvolve").process(args.inputs, compute, attach=kernel_for)
+    def carry(path, alpha, shape):      # alpha zoomed as the image was, to its output size
+        own = kernel_for(path)
+        return _pixels.zoom_alpha(alpha, args.stride or own.stride or own.kernel.shape[1:],
+                                  shape)
+
+    return run.process(args.inputs, compute, attach=kernel_for, carry=carry)
 
 
 def _learn(args):
     from .batch import learn
     from .kernel_file import save_kernel, save_kernels
-    run = _run(args, "learn")
+    run = _run(args, "learn", output_scale=0)
     options = dict(kernel_size=args.kernel_size, stride=args.stride, lr=args.lr,
                    epochs=args.epochs, bias=args.bias, activation=args.activation,
                    method=args.method, n_threads=args.threads)
+    learn = _learning(learn, args.lr)
+
+    def save(write, value):         # an error in words, not the temporary file's name
+        try:
+            write(args.out, value)
+        except OSError as exc:
+            raise ValueError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
     if args.shared:
         def step(originals, filtered, shared):
             channels = originals[0].shape[2] if originals[0].ndim == 3 else 1
-            if shared is not None and shared.kernel.shape[0] != channels:
+            # a filter carried from grey pairs applies to each colour channel (point 7)
+            carried = (1, channels) if args.alpha != "filter" else (channels,)
+            if shared is not None and shared.kernel.shape[0] not in carried:
                 raise ValueError(f"has {channels} channels; the shared filter, "
                                  f"learned first, has {shared.kernel.shape[0]}")
-            return learn(originals, filtered, shared=True,
-                         init=shared if args.method == "sgd" else None, **options)
+            result = learn(originals, filtered, shared=True,
+                           init=shared if args.method == "sgd" else None, **options)
+            if isinstance(result, Exception):
+                raise result
+            return result
 
         # an epoch is a pass over every pair; a least-squares fit sees every pair at once
         shared = run.fold_pairs(args.original, args.filtered, step,
-                                at_once=args.epochs > 1 or args.method == "lstsq")
+                                at_once=args.epochs > 1 or args.method == "lstsq",
+                                prepare=_channel_policy(args))
         if shared is not None:
-            save_kernel(args.out, shared)
+            save(save_kernel, shared)
             _print_filter("shared filter", shared, args.compare)
         return run.finish()
     results = run.map_pairs(args.original, args.filtered,
-                            lambda originals, filtered: learn(originals, filtered, **options))
+                            lambda originals, filtered: learn(originals, filtered, **options),
+                            prepare=_channel_policy(args))
     if results:
-        save_kernels(args.out, results)
+        save(save_kernels, results)
         print(f"{len(results)} filters written to {args.out}")
         shapes = {}
         for result in results.values():
@@ -168,6 +187,32 @@ def _learn(args):
             _print_filter(f"mean of the {len(kernels)} {shape[0]}-channel filters",
                           np.mean(kernels, axis=0), args.compare)
     return run.finish()
+
+
+def _channel_policy(args):
+    """learn: grey meets colour as three equal channels, as in ``experiment --images``
+    (not with ``--alpha filter``, which learns the channels as they are)."""
+    return None if args.alpha == "filter" else _pixels.learning_channels(args.shared)
+
+
+def _learning(learn, lr):
+    """``learn`` with a diverged filter in place of the result, as the error that fails
+    its pair (not a warning), and the options named as on the command line."""
+    def wrapped(*args, **options):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".* diverged", RuntimeWarning)
+            try:
+                results = learn(*args, **options)
+            except ValueError as exc:
+                raise ValueError(str(exc).replace("kernel_size", "--kernel-size")) from None
+        diverged = ValueError(f"the filter diverged (its weights are not finite): give a "
+                              f"smaller --lr than {lr:g}")
+        finite = [np.isfinite(r.kernel).all() and np.isfinite(r.bias).all()
+                  for r in (results if isinstance(results, list) else [results])]
+        if not isinstance(results, list):
+            return results if finite[0] else diverged
+        return [r if ok else diverged for r, ok in zip(results, finite)]
+    return wrapped
 
 
 def _print_filter(title, result, compare):
@@ -189,26 +234,55 @@ def _print_filter(title, result, compare):
 
 
 def _experiment(args):
-    from .experiment import PAPER_RATES, run_experiment
-    from .report import write_all
+    from .experiment import PAPER_FILTERS, PAPER_RATES, run_experiment
+    from .report import table2_summary, write_all
     start = time.perf_counter()
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise SystemExit(f"revdeconv: --out: {args.out!r} exists and is not a folder")
-    images = _load_folder(args.images) if args.images else None
+    failed = []
+
+    def fail(path, reason):             # as `filter` reports a file: one line, and go on
+        failed.append((path, reason))
+        print(f"revdeconv experiment: {path}: {reason}", file=sys.stderr)
+
+    images = names = None
+    if args.images:
+        # the filters' size, or two blocks a side where the author's loop drops one
+        least = np.max([k.shape for k in PAPER_FILTERS.values()], axis=0) * (
+            2 if args.author_quirks else 1)
+        files, loaded = _load_folder(args.images, fail)
+        used = []
+        for path, image in zip(files, loaded):
+            if image.shape[0] < least[0] or image.shape[1] < least[1]:
+                fail(path, f"is {image.shape[0]}x{image.shape[1]}, smaller than the "
+                           f"{least[0]}x{least[1]} the experiment needs")
+            else:
+                used.append((path, image))
+        if not used:
+            raise SystemExit(f"revdeconv experiment: no image in {args.images!r} could be "
+                             f"used ({len(failed)} failed)")
+        names = [os.path.basename(path) for path, _ in used]
+        images = [image for _, image in used]
+    if args.method == "lstsq" and args.rates:
+        print("revdeconv experiment: --rates is not used: lstsq has no learning rate "
+              "(one fit per filter)", file=sys.stderr)
     result = run_experiment(images, rates=args.rates or PAPER_RATES, method=args.method,
                             author_quirks=args.author_quirks, n_threads=args.threads,
-                            progress=_progress(sys.stderr))
-    paths, plotted = write_all(result, args.out)
+                            progress=_progress(sys.stderr), names=names)
+    paths, plotted = write_all(result, args.out, command=getattr(args, "argv", None),
+                               images_dir=args.images, left_out=failed)
     for path in paths:
         print(path)
-    for row in result.table2():
-        print(f"{row['filter']:<16} MAE {row['MAE']:.4f}  MAE0 {row['MAE0']:.4f}  "
-              f"loss {100 * row['loss_ratio']:.4f}%  (mean over {row['rates']} rates)")
-    if not plotted:
+    for line in table2_summary(result):
+        print(line)
+    if not plotted and args.method != "lstsq":      # lstsq has no rate to plot against
         print('revdeconv: matplotlib is not installed, so no plots were made; '
               'pip install "revdeconv[plot]" to get them', file=sys.stderr)
+    if failed:
+        print(f"revdeconv experiment: {len(images)} images used, {len(failed)} failed",
+              file=sys.stderr)
     print(f"revdeconv: done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    return 0
+    return 1 if failed else 0
 
 
 def _info(args):
@@ -217,103 +291,52 @@ def _info(args):
     return 0
 
 
-def add_arguments(parser, *, outputs=None):
-    """Add the options of ``revdeconv bench`` (and ``bench/run.py``) to an
-    :class:`argparse.ArgumentParser`.
-
-    Parameters
-    ----------
-    parser : argparse.ArgumentParser
-    outputs : dict, optional
-        Default paths of the files written, by option (``"json"``, ``"markdown"``,
-        ``"figure"``); an option not named writes nothing unless given.
-
-    Examples
-    --------
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser()
-    >>> add_arguments(parser, outputs={"json": "results.json"})
-    >>> args = parser.parse_args(["--size", "paper"])
-    >>> args.size, args.threads, args.json, args.figure
-    ('paper', [1, 2], 'results.json', None)
-    """
-    outputs = outputs or {}
-    parser.add_argument(
-        "--size", default=DEFAULT_SIZE, metavar="{" + ",".join(SIZES) + "}",
-        help="the kernels' image: paper 180x250, 1080p 1080x1920 or 4k 2160x3840, RGB "
-        "float32. Default 4k: the size the targets are set for, and an image (95 MiB) "
-        "far larger than the caches, so the times are those of large images; it takes a "
-        "minute or two, most of it the NumPy SGD pass")
-    parser.add_argument("--threads", metavar="N", type=int, nargs="+", default=[1, 2],
-                        help="thread counts for the compiled backend and cv2 (default 1 2)")
-    parser.add_argument("--repeat", metavar="N", type=int, default=3,
-                        help="each time is the best of N runs after a warm-up (default 3; "
-                        "the NumPy SGD pass and NumPy pipeline run once)")
-    parser.add_argument("--images", metavar="N", type=int, default=1000,
-                        help="images 180x250 in the batch pipeline (default 1000; the "
-                        f"NumPy fallback runs the first {NUMPY_IMAGES})")
-    for option, what in (("json", "the results as JSON"), ("markdown", "the tables as Markdown"),
-                         ("figure", "the speed-ups over NumPy as a PNG (needs matplotlib)")):
-        default = outputs.get(option)
-        parser.add_argument(f"--{option}", metavar="PATH", default=default,
-                            help=f"write {what}" + (f" (default {default})" if default else ""))
-
-
-def run_command(args, command, progress=None):
-    """Run the benchmark for options parsed by :func:`add_arguments`: print the tables,
-    write the files asked for, and return the exit status (0).
-
-    ``command`` is the command line to record; ``progress`` is passed on to
-    :func:`revdeconv.benchmark.run_benchmark`. Bad options raise ValueError before
-    anything runs.
-    """
-    _check_options(args.size, args.threads, args.repeat, args.images, NUMPY_IMAGES)
-    if not _backend.compiled_available():
-        print(f"revdeconv bench: the compiled extension is not available "
-              f"({_backend.IMPORT_ERROR}); timing the NumPy fallback only", file=sys.stderr)
-    result = run_benchmark(args.size, args.threads, args.repeat, args.images,
-                           progress=progress, command=command)
-    markdown = result.to_markdown()
-    print(markdown)
-    for path, text in ((args.json, result.to_json()), (args.markdown, markdown)):
-        if path:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-    if args.figure and not result.save_figure(args.figure):
-        print('revdeconv bench: matplotlib is not installed, so no figure was drawn; '
-              'pip install "revdeconv[plot]" to get it', file=sys.stderr)
-    return 0
-
-
-def _bench(args):
-    bar = _progress(sys.stderr)
-    # padded: a shorter label must cover the longer one before it
-    return run_command(args, shlex.join(["revdeconv", *args.argv]),
-                       progress=lambda done, total, label: bar(done, total, f"{label:<40}"))
-
-
 def _common(parser, out_help=None, outputs=True):
     """Options shared by the file-processing commands."""
-    parser.add_argument("--threads", metavar="N", type=int, default=None,
+    parser.add_argument("--threads", metavar="N", type=_options.threads, default=None,
                         help="OpenMP threads (default: OpenMP's, all cores unless "
-                        "OMP_NUM_THREADS says otherwise)")
-    parser.add_argument("--chunk", metavar="N", type=_positive_int_arg, default=DEFAULT_CHUNK,
-                        help=f"files in memory at once (default {DEFAULT_CHUNK})")
+                        "OMP_NUM_THREADS says otherwise; -1 all cores, -2 all but one)")
+    parser.add_argument("--memory", metavar="SIZE", type=_options.memory,
+                        default=_options.DEFAULT_MEMORY,
+                        help="pixels in memory at once, as float64, inputs and outputs: "
+                        "files are read as many at a time as fit (a larger one alone); "
+                        "bytes, or 256MB, 512MiB, 2GiB (default 1GiB)")
+    parser.add_argument("--chunk", metavar="N", type=_options.whole_number, default=None,
+                        help="at most N files in memory at once (default: as --memory allows)")
+    parser.add_argument("--recursive", action="store_true",
+                        help="enter subfolders of the folders given" + (
+                            ", and mirror them under --out" if outputs else
+                            "; files are paired by folder and name (sub/a)"))
     parser.add_argument("--quiet", action="store_true",
-                        help="no progress bar and no summary unless something failed")
-    if outputs:
-        parser.add_argument("--out", metavar="DIR", required=True, help=out_help)
-        parser.add_argument("--format", choices=sorted(FORMATS), default=DEFAULT_FORMAT,
-                            help="output files: 8-bit png or tiff, or float npy "
-                            f"(default {DEFAULT_FORMAT})")
-        parser.add_argument("--overwrite", action="store_true",
-                            help="redo outputs that exist (default: skip them)")
+                        help="no progress and no summary unless something failed "
+                        "(the bar is drawn on a terminal only; elsewhere a line a chunk)")
+    if not outputs:
+        parser.add_argument("--alpha", choices=_pixels.ALPHA, default=_pixels.DEFAULT_ALPHA,
+                            help="keep, drop (default keep): learn the colour channels, "
+                            "not alpha; filter: alpha as one more channel")
+        return
+    parser.add_argument("--out", metavar="DIR", required=True, help=out_help)
+    parser.add_argument("--format", choices=sorted(FORMATS), default=DEFAULT_FORMAT,
+                        help="output files: png or tiff at the input's bit depth (see "
+                        f"--bits), or float npy (default {DEFAULT_FORMAT}); a multi-page "
+                        "TIFF gives one output per page, OUT/<name>_p<N>, N from 1")
+    parser.add_argument("--bits", type=int, choices=_pixels.BITS, default=None,
+                        help="bits of the png or tiff outputs: 8, 16, or 32 for float32 "
+                        "(tiff only); default: the input's (8 for 8-bit, 16 for 16-bit, "
+                        "float32 tiff or 16-bit png for floating point, 8 for .npy)")
+    parser.add_argument("--alpha", choices=_pixels.ALPHA, default=_pixels.DEFAULT_ALPHA,
+                        help="keep (default): filter the colour channels and carry alpha "
+                        "to the output's size (block mean, or zoom for deconvolve), so an "
+                        "opaque image stays opaque; drop: write no alpha; filter: alpha "
+                        "as one more channel")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo outputs that exist (default: skip them)")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="revdeconv", description="Learn a convolution "
                                      "filter from an image pair, and undo it.")
+    parser.add_argument("--version", action="version", version=f"revdeconv {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     kernel_help = (f"a filter name ({', '.join(filters.NAMES)}), a .npy kernel, or a .json "
                    "kernel file as `revdeconv learn` writes")
@@ -321,7 +344,7 @@ def main(argv=None):
     run = commands.add_parser("filter", help="filter images with a kernel")
     run.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
     run.add_argument("--kernel", required=True, help=kernel_help)
-    run.add_argument("--stride", type=_positive_int_arg,
+    run.add_argument("--stride", type=_options.pair, metavar="S|SHxSW",
                      help="default: the file's, else the kernel size")
     run.add_argument("--activation", choices=ACTIVATIONS, help="default: the file's, else clip")
     _common(run, "folder for the filtered images (OUT/<name>.<format>)")
@@ -332,15 +355,19 @@ def main(argv=None):
     run.add_argument("--filtered", nargs="+", required=True, metavar="DIR_OR_FILES",
                      help="paired with --original by file name (without extension)")
     run.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
-    run.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default 0.1)")
-    run.add_argument("--epochs", type=_positive_int_arg, default=1)
-    run.add_argument("--kernel-size", type=_positive_int_arg, help="default: the size ratio")
-    run.add_argument("--stride", type=_positive_int_arg, help="default: the kernel size")
+    run.add_argument("--lr", type=_options.positive_number, default=0.1,
+                     help="SGD learning rate (default 0.1)")
+    run.add_argument("--epochs", type=_options.whole_number, default=1)
+    run.add_argument("--kernel-size", type=_options.pair, metavar="K|KHxKW",
+                     help="default: the size ratio")
+    run.add_argument("--stride", type=_options.pair, metavar="S|SHxSW",
+                     help="default: the kernel size")
     run.add_argument("--bias", action="store_true", help="learn a bias too")
     run.add_argument("--activation", choices=ACTIVATIONS, default=DEFAULT_ACTIVATION)
     run.add_argument("--shared", action="store_true", help="one filter over all pairs in "
                      "order, the kernel carried over (the paper); default: one per pair")
-    run.add_argument("--compare", metavar="NAME", help="print the error against this filter")
+    run.add_argument("--compare", metavar="NAME", type=_options.filter_name,
+                     help="print the error against this filter")
     run.add_argument("--out", required=True, metavar="FILE.json", help="the kernel file")
     _common(run, outputs=False)
     run.set_defaults(handler=_learn)
@@ -349,13 +376,14 @@ def main(argv=None):
     run.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
     run.add_argument("--kernel", required=True, help=kernel_help + "; a kernel-set file "
                      "gives each image its own filter, by name")
-    run.add_argument("--stride", type=_positive_int_arg,
+    run.add_argument("--stride", type=_options.pair, metavar="S|SHxSW",
                      help="default: the file's, else the kernel size")
     run.add_argument("--activation", choices=ACTIVATIONS, help="default: the file's, else clip")
     eps = np.format_float_scientific(DEFAULT_EPS, trim="-", exp_digits=1)     # 1e-6
-    run.add_argument("--eps", type=float, default=DEFAULT_EPS, help="weights |w| <= eps are "
+    run.add_argument("--eps", type=_options.non_negative_number, default=DEFAULT_EPS,
+                     help="weights |w| <= eps are "
                      f"not divided by (default {eps})")
-    run.add_argument("--output-size", type=_size, metavar="HxW",
+    run.add_argument("--output-size", type=_options.size, metavar="HxW",
                      help="default: the region the blocks cover")
     _common(run, "folder for the deconvolved images (OUT/<name>.<format>)")
     run.set_defaults(handler=_deconvolve)
@@ -363,7 +391,7 @@ def main(argv=None):
     run = commands.add_parser("experiment", help="reproduce the paper's Tables 1 and 2")
     run.add_argument("--images", metavar="DIR", help="a folder of images (default: the ten "
                      "bundled samples); grey ones get three equal channels, alpha is dropped")
-    run.add_argument("--rates", metavar="R", type=float, nargs="+",
+    run.add_argument("--rates", metavar="R", type=_options.positive_number, nargs="+",
                      help="learning rates (default: the paper's 19, 1.0 ... 0.01)")
     run.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
     run.add_argument("--author-quirks", action="store_true",
@@ -371,7 +399,7 @@ def main(argv=None):
     run.add_argument("--out", metavar="DIR", default="revdeconv-experiment",
                      help="where to write tables, report and figures "
                      "(default: ./revdeconv-experiment)")
-    run.add_argument("--threads", metavar="N", type=int, default=None,
+    run.add_argument("--threads", metavar="N", type=_options.threads, default=None,
                      help="OpenMP threads (default: OpenMP's, honouring OMP_NUM_THREADS)")
     run.set_defaults(handler=_experiment)
 
@@ -386,7 +414,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.argv = argv                          # bench records the command line as typed
     try:
-        return args.handler(args)
+        with _options.warnings_as_lines(args.command):   # not with a line of source code
+            return args.handler(args)
     except (ValueError, OSError) as exc:      # bad values or files: one line, not a traceback
         print(f"revdeconv {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:          # Ctrl-C: one line (a run's says what it did)
+        if not isinstance(exc, Interrupted):
+            print(f"revdeconv {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,16 +1,17 @@
-"""The forward model: strided valid convolution through an activation (SPEC section 2)."""
+"""The forward model: strided valid convolution through an activation."""
 
 from ._backend import get_backend
-from ._images import as_images
+from ._images import as_images, as_outputs, check_all_finite, check_reported_finite
+from ._layout import output_size
 from ._threads import effective_n_threads
-from ._validation import (ACTIVATIONS, DEFAULT_ACTIVATION, DEFAULT_NONFINITE, as_bias,
-                          as_kernel, as_pair, check_choice, check_fits)
+from ._validation import (ACTIVATIONS, DEFAULT_ACTIVATION, DEFAULT_NONFINITE, NONFINITE,
+                          as_bias, as_kernel, as_pair, check_choice, check_fits)
 
 __all__ = ["convolve"]
 
 
 def convolve(image, kernel, *, stride=None, bias=None, activation=DEFAULT_ACTIVATION,
-             n_threads=None, backend=None, nonfinite=DEFAULT_NONFINITE):
+             n_threads=None, backend=None, nonfinite=DEFAULT_NONFINITE, out=None):
     """Convolve an image with a filter, stride ``n`` by default, through an activation.
 
     ``out[p, q, c] = f(sum_ij K_c[i, j] * image[p*sh + i, q*sw + j, c] + b_c)``:
@@ -45,12 +46,21 @@ def convolve(image, kernel, *, stride=None, bias=None, activation=DEFAULT_ACTIVA
     nonfinite : {"raise", "propagate"}, optional
         A NaN or infinite pixel raises ValueError (default), or passes
         through the computation (``"propagate"``: it spreads into the results).
+        At stride 1 the convolution itself finds them (no pass of its own
+        over the image), so the error comes after it ran: the image is
+        untouched, but the contents of ``out`` are then unspecified.
+    out : ndarray or list of ndarray, optional
+        Where to write the result (as ``scipy.ndimage``'s ``output=`` and
+        OpenCV's ``dst``): an array of the result's exact shape (2-D when the
+        result is) and dtype, C-contiguous, writable, sharing no memory with
+        the image; for a list of images, a list of such arrays. Reusing one
+        buffer saves allocating and faulting in a fresh output every call.
 
     Returns
     -------
     ndarray or list of ndarray
         Shape ``((H - kh)//sh + 1, (W - kw)//sw + 1[, C])``, the image's
-        float dtype; a list when a list was given.
+        float dtype; a list when a list was given. ``out`` itself when given.
 
     Examples
     --------
@@ -61,14 +71,35 @@ def convolve(image, kernel, *, stride=None, bias=None, activation=DEFAULT_ACTIVA
     (60, 83, 3)
     >>> revdeconv.convolve(image, revdeconv.filters.BLUR, stride=1).shape
     (178, 248, 3)
+
+    Into an array of one's own, reused from call to call:
+
+    >>> out = np.empty((60, 83, 3))
+    >>> revdeconv.convolve(image, revdeconv.filters.BLUR, out=out) is out
+    True
     """
     impl = get_backend(backend)
     n_threads = effective_n_threads(n_threads)
-    images = as_images(image, "image", nonfinite=nonfinite, n_threads=n_threads)
+    check_choice(nonfinite, "nonfinite", NONFINITE)
+    images = as_images(image, "image", nonfinite="propagate")     # checked below
     weights = as_kernel(kernel, "kernel", images.n_channels, images.dtype)
-    stride = weights.shape[1:] if stride is None else as_pair(stride, "stride")
-    check_fits(images.arrays, images.names, weights.shape[1:])
+    kernel_shape = weights.shape[1:]
+    stride = kernel_shape if stride is None else as_pair(stride, "stride")
+    check_fits(images.arrays, images.names, kernel_shape)
     offsets = as_bias(bias, images.n_channels, images.dtype)
     check_choice(activation, "activation", ACTIVATIONS)
-    outputs = impl.convolve(images.arrays, weights, offsets, stride, activation, n_threads)
-    return images.returned(outputs)
+    shapes = [tuple(output_size(size, k, s) for size, k, s in zip(a.shape, kernel_shape, stride))
+              for a in images.arrays]
+    outputs = as_outputs(out, image, images, shapes)
+    # At stride 1 every pixel enters a sum, which a NaN or an infinity makes not
+    # finite: the convolution reports the images it saw one in, and the check
+    # follows it (check_reported_finite) instead of a pass of its own over the
+    # images. Other strides may skip pixels: their images are checked first.
+    after = nonfinite == "raise" and stride == (1, 1)
+    if nonfinite == "raise" and not after:
+        check_all_finite(images.arrays, images.names, n_threads)
+    results, suspects = impl.convolve(images.arrays, weights, offsets, stride, activation,
+                                      n_threads, outputs, nonfinite)
+    if after:
+        check_reported_finite(images, suspects, kernel_shape, n_threads)
+    return out if out is not None else images.returned(results)

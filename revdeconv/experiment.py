@@ -1,14 +1,18 @@
 """The paper's experiment (Tables 1 and 2), on any images, filters and learning rates.
 
-The protocol is SPEC section 6. For each filter ``U``: every image is
-filtered (3x3, stride 3, ``clip``) and stored as 8 bits (``round(v*255)/255``);
-then, for each learning rate, the kernel starts at zero and is learned by one
-SGD pass over image 1, continuing over image 2, ... (the kernel carries over);
-every image is deconvolved with that final kernel; and MAE (deconvolved vs
-original), MAE0 (zoomed filtered image vs original) and the loss ratio
-``|MAE - MAE0| / MAE0`` are averaged over the images. Both errors are taken
-on the region the deconvolved image covers (180x249 for 180x250 images at
-stride 3).
+The protocol, as the author's public code runs it. For each filter ``U``
+(the paper's are 3x3, used at stride 3 with the ``clip`` activation, no
+bias): every image is filtered and stored as 8 bits (``round(v*255)/255``,
+half up, as a file stores it); then, for each learning rate, the kernel
+starts at zero and is learned by one SGD pass over image 1, continuing over
+image 2, ... (the kernel carries over); every image is deconvolved with that
+final kernel; and MAE (deconvolved vs original), MAE0 (the filtered image
+zoomed back by nearest neighbour vs original) and the loss ratio
+``|MAE - MAE0| / MAE0`` are averaged over the images (see
+:mod:`revdeconv.metrics`). Both errors are taken on the region the
+deconvolved image covers (180x249 for 180x250 images at stride 3).
+``method="lstsq"`` has no learning rate: each filter is fitted once, in
+closed form, and has one row.
 
 ``author_quirks=True`` reproduces, on request only, the two quirks of the
 author's code: its learning loop skips the last row and the last column of
@@ -37,10 +41,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _backend, metrics
 from . import filters as _filters
-from . import metrics
 from ._images import as_images
 from ._layout import covered_shape
+from ._threads import effective_n_threads
 from ._validation import as_float, check_choice
 from .convolution import convolve
 from .io import levels
@@ -72,7 +77,8 @@ def quantize(image, bits=8):
 
 @dataclass(frozen=True)
 class Table1Row:
-    """One (learning rate, filter) of Table 1, averaged over the images."""
+    """One (learning rate, filter) of Table 1, averaged over the images
+    (``rate`` is None for ``method="lstsq"``, which has no learning rate)."""
 
     rate: float
     filter: str
@@ -92,7 +98,13 @@ Row = Table1Row
 
 @dataclass
 class ExperimentResult:
-    """Table 1 (``rows``), Table 2 (:meth:`table2`) and one worked example per filter."""
+    """Table 1 (``rows``), Table 2 (:meth:`table2`) and one worked example per filter.
+
+    ``rates`` are the learning rates run (none for ``method="lstsq"``: one
+    row per filter); ``image_names``, ``bundled`` (the bundled samples were
+    used), ``backend`` and ``n_threads`` say what the numbers were computed
+    on and with.
+    """
 
     rows: list
     filters: dict
@@ -102,11 +114,17 @@ class ExperimentResult:
     n_images: int
     #: filter -> (original, zoomed filtered, deconvolved) of the first image at the best rate
     examples: dict = field(repr=False, default_factory=dict)
+    image_names: tuple = ()
+    bundled: bool = False
+    backend: str = None
+    n_threads: int = None
 
     def row(self, rate, filter_name):
-        """The row of one (learning rate, filter)."""
+        """The row of one (learning rate, filter). A least-squares run has one row
+        per filter and no learning rate: ``rate`` is not used (None will do)."""
         for row in self.rows:
-            if row.filter == filter_name and math.isclose(row.rate, rate):
+            if row.filter == filter_name and (
+                    row.rate is None or rate is not None and math.isclose(row.rate, rate)):
                 return row
         raise KeyError(f"no row for rate {rate} and filter {filter_name!r}")
 
@@ -123,20 +141,25 @@ class ExperimentResult:
         Table 2: mean MAE, mean MAE0 and the mean of the rows' loss ratios.
         A diverged row (NaN) makes its filter's averages NaN.
 
+        A least-squares run (no learning rate) gives each filter's one row,
+        with ``rates`` 0: nothing is averaged.
+
         Returns
         -------
         list of dict
             ``filter``, ``rates`` (how many), ``MAE``, ``MAE0``, ``loss_ratio``,
             ``gain``, ``PSNR``.
         """
-        if rates is None:
+        if self.method == "lstsq":
+            rates = [None]
+        elif rates is None:
             paper = [r for r in self.rates if any(math.isclose(r, t) for t in TABLE1_RATES)]
             rates = paper or self.rates
         table = []
         for name in self.filters:
             rows = [self.row(rate, name) for rate in rates]
             table.append({
-                "filter": name, "rates": len(rows),
+                "filter": name, "rates": 0 if self.method == "lstsq" else len(rows),
                 "MAE": float(np.mean([r.mae for r in rows])),
                 "MAE0": float(np.mean([r.mae0 for r in rows])),
                 "loss_ratio": float(np.mean([r.loss_ratio for r in rows])),
@@ -178,8 +201,9 @@ def _check_filters(filters):
 
 
 def run_experiment(images=None, *, filters=None, rates=PAPER_RATES, method="sgd",
-                   author_quirks=False, n_threads=None, backend=None, progress=None):
-    """Run the paper's experiment (SPEC section 6).
+                   author_quirks=False, n_threads=None, backend=None, progress=None,
+                   names=None):
+    """Run the paper's experiment (see the module doc for the protocol).
 
     Parameters
     ----------
@@ -193,8 +217,9 @@ def run_experiment(images=None, *, filters=None, rates=PAPER_RATES, method="sgd"
     rates : sequence of float, optional
         Learning rates; default the paper's 19 (:data:`PAPER_RATES`).
     method : {"sgd", "lstsq"}, optional
-        ``"lstsq"`` does not depend on the rate: it is solved once per filter
-        and its row repeated for every rate.
+        ``"lstsq"`` has no learning rate: each filter is fitted once, in
+        closed form, and has one row (with ``rate`` None); ``rates`` is then
+        not used.
     author_quirks : bool, optional
         Reproduce the two quirks of the author's code (see the module doc).
     n_threads, backend
@@ -202,17 +227,27 @@ def run_experiment(images=None, *, filters=None, rates=PAPER_RATES, method="sgd"
         go through one compiled call.
     progress : callable, optional
         Called as ``progress(done, total, label)`` after each (rate, filter).
+    names : sequence of str, optional
+        A name per image, for the report (default: the samples' names, or
+        ``"image 1"``, ``"image 2"``, ...).
 
     Returns
     -------
     ExperimentResult
     """
-    if images is None:
-        from .data import samples
-        images = samples()
+    bundled = images is None
+    if bundled:
+        from .data import sample_names, samples
+        images, names = samples(), sample_names() if names is None else names
     if not isinstance(images, (list, tuple)):
         raise TypeError("images must be a list of images")
     originals = as_images(list(images), "images", dtype=np.float64).arrays
+    if names is None:
+        names = [f"image {n + 1}" for n in range(len(originals))]
+    names = tuple(str(name) for name in names)
+    if len(names) != len(originals):
+        raise ValueError(f"names must name each of the {len(originals)} images, "
+                         f"got {len(names)} names")
     filters = _check_filters(filters)
     rates = tuple(as_float(rate, "rates", minimum=0, strict=True) for rate in rates)
     if not rates:
@@ -221,11 +256,16 @@ def run_experiment(images=None, *, filters=None, rates=PAPER_RATES, method="sgd"
     if not isinstance(author_quirks, (bool, np.bool_)):
         raise TypeError(f"author_quirks must be True or False, got {author_quirks!r}")
     options = dict(n_threads=n_threads, backend=backend)
+    _backend.get_backend(backend)             # an unknown or missing backend: an error now
+    backend_name = backend or _backend.DEFAULT_BACKEND
+    threads = 1 if backend_name == "numpy" else effective_n_threads(n_threads)
+    if method == "lstsq":       # no learning rate: one fit per filter
+        rates = ()
 
     rows, examples = [], {}      # filled in below, filter by filter
     result = ExperimentResult(rows, filters, rates, method, bool(author_quirks),
-                              len(originals), examples)
-    total, done = len(filters) * len(rates), 0
+                              len(originals), examples, names, bundled, backend_name, threads)
+    total, done = len(filters) * max(len(rates), 1), 0
     for name, truth in filters.items():
         stride = truth.shape
         filtered = [quantize(f) for f in convolve(originals, truth, activation="clip",
@@ -243,21 +283,20 @@ def run_experiment(images=None, *, filters=None, rates=PAPER_RATES, method="sgd"
         targets = [image[:h, :w] for image, (h, w) in zip(originals, regions)]
         mae0 = float(np.mean([metrics.mae(z, t) for z, t in zip(zoomed, targets)]))
 
-        fitted = None
-        for rate in rates:
-            if fitted is None or method == "sgd":
-                with warnings.catch_warnings():     # a diverged rate is a row, not a warning
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    fitted = learn_filter(learn_from, learn_to, kernel_size=truth.shape,
-                                          stride=stride, lr=rate, activation="clip",
-                                          method=method, **options)
-                restored = None if fitted.diverged else deconvolve(
-                    filtered, fitted.kernel, stride=stride, activation="clip",
-                    output_shape=regions, **options)
+        for rate in rates or (None,):
+            learning_rate = {} if rate is None else {"lr": rate}
+            with warnings.catch_warnings():     # a diverged rate is a row, not a warning
+                warnings.simplefilter("ignore", RuntimeWarning)
+                fitted = learn_filter(learn_from, learn_to, kernel_size=truth.shape,
+                                      stride=stride, activation="clip", method=method,
+                                      **learning_rate, **options)
+            restored = None if fitted.diverged else deconvolve(
+                filtered, fitted.kernel, stride=stride, activation="clip",
+                output_shape=regions, **options)
             rows.append(_row(rate, name, truth, fitted, restored, targets, mae0))
             done += 1
             if progress is not None:
-                progress(done, total, f"{name} lr={rate:g}")
+                progress(done, total, f"{name} " + ("lstsq" if rate is None else f"lr={rate:g}"))
         try:
             best = result.best(name)
         except KeyError:            # every rate diverged: no example to show

@@ -1,4 +1,4 @@
-"""The paper's three 3x3 filters (section 3; SPEC section 6).
+"""The paper's three 3x3 filters (its section 3), as its experiment uses them.
 
 The arrays are read-only float64; copy one to modify it.
 

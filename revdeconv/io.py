@@ -1,114 +1,221 @@
-"""Reading and writing image files (Pillow).
+"""Reading and writing image files, with the pixels as they are in the file.
 
-:func:`load_image` returns a float64 array in ``[0, 1]``, channels last:
-``(H, W)`` for grey images, ``(H, W, 2)`` for grey + alpha, ``(H, W, 3)`` for
-colour and ``(H, W, 4)`` for colour + alpha. :func:`save_image` clips to
-``[0, 1]`` and rounds to 8 bits (or 16 bits for grey images, where asked).
-Every file that cannot be read raises :class:`ImageReadError`, which names
-the file.
+:func:`read_image` reads one image (or one page of a multi-page TIFF) and says
+what it read: a :class:`Picture` of the pixels as floats in ``[0, 1]``
+(channels last), the alpha channel apart, kept as the last channel or
+dropped (``alpha=``), and the file's bit depth: 8, 16, or 32 for floating
+point. :func:`load_image` is its short form (the pixels, alpha last).
+:func:`save_image` writes 8-bit, 16-bit (grey and colour, PNG and TIFF) and
+float32 (TIFF) files. Every file that cannot be read raises
+:class:`ImageReadError`, which names the file and the reason.
+
+Formats. Pillow reads and writes what it holds exactly; two things it would
+reduce are done here instead: 16-bit colour PNG (Pillow keeps 8 of the 16
+bits; read with Pillow's own PNG decoder twice, once for each byte of a
+sample, and written by :func:`save_image`'s PNG writer) and TIFF, read
+through `tifffile <https://pypi.org/project/tifffile/>`_ when it is installed
+(``pip install "revdeconv[tiff]"``). Without it, a TIFF Pillow reads exactly
+(8 bits per sample, 16-bit or float grey) is read by Pillow, and any other
+raises :class:`ImageReadError` saying what to install.
+
+Pages. A multi-page TIFF holds several images; :func:`page_count` says how
+many and ``read_image(path, page=n)`` reads one (reduced-resolution copies,
+such as thumbnails, are not pages). ``read_image`` refuses to guess which
+page of a multi-page file is meant.
 
 Examples
 --------
 >>> import os, tempfile
 >>> import numpy as np
->>> from revdeconv.io import load_image, save_image
+>>> from revdeconv.io import load_image, read_image, save_image
 >>> path = os.path.join(tempfile.mkdtemp(), "ramp.png")
->>> save_image(path, np.linspace(0, 1, 12).reshape(3, 4))
+>>> save_image(path, np.linspace(0, 1, 12).reshape(3, 4), bits=16)
+>>> picture = read_image(path)
+>>> picture.pixels.shape, picture.alpha, picture.bits
+((3, 4), None, 16)
 >>> load_image(path).shape
 (3, 4)
 """
 
+import io
 import os
 import tempfile
+import warnings
+from typing import NamedTuple, Optional
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-__all__ = ["ImageReadError", "load_image", "save_image", "levels", "load_array", "save_array",
-           "write_atomically"]
+from ._codecs import INSTALL_TIFF, ImageReadError, count_pages, decode, png16, tifffile_module
 
-# Pillow modes and the scale that maps their integers onto [0, 1]; "I" (32-bit
-# integers) and "F" (32-bit floats) are scaled in _to_unit_range.
-_SCALE = {"1": 1, "L": 255, "LA": 255, "RGB": 255, "RGBA": 255,
-          "I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": None, "F": None}
+__all__ = ["ImageReadError", "Picture", "read_image", "load_image", "page_count", "save_image",
+           "levels", "load_array", "save_array", "write_atomically", "ALPHA", "BITS"]
 
-
-class ImageReadError(OSError):
-    """A file could not be read as an image (missing, not an image, truncated, corrupt)."""
-
-    def __init__(self, path, reason):
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"cannot read image {self.path!r}: {reason}")
+#: What :func:`read_image` does with an alpha channel.
+ALPHA = ("split", "last", "drop")
+#: The bit depths :func:`save_image` writes: 8 and 16 bits, and 32 for float32 (TIFF).
+BITS = (8, 16, 32)
 
 
-def _plain_mode(image):
-    """Convert palette and exotic modes to one of ``_SCALE``'s modes."""
-    if image.mode in _SCALE:
-        return image
-    if image.mode in ("P", "PA"):
-        has_alpha = image.mode == "PA" or "transparency" in image.info
-        return image.convert("RGBA" if has_alpha else "RGB")
-    if image.mode == "La":
-        return image.convert("LA")
-    if image.mode == "RGBa":
-        return image.convert("RGBA")
-    return image.convert("RGB")            # CMYK, YCbCr, LAB, HSV, ...
+class Picture(NamedTuple):
+    """One image as :func:`read_image` read it."""
+
+    #: float, ``(H, W)`` (grey) or ``(H, W, C)``, in ``[0, 1]``: float64, or float32 for a
+    #: float32 (or float16) file. With ``alpha="last"`` the alpha channel is the last one.
+    pixels: np.ndarray
+    #: ``(H, W)`` in ``[0, 1]``, of the pixels' dtype, with ``alpha="split"`` when the
+    #: file has an alpha channel; None otherwise.
+    alpha: Optional[np.ndarray]
+    #: The file's depth: 8 (8 bits or fewer per sample, palettes), 16 (9 to 16 bits),
+    #: or 32 (floating point, or integers wider than 16 bits).
+    bits: int
 
 
-def load_image(path):
-    """Read an image file as a float64 array in ``[0, 1]``.
+# -- reading ---------------------------------------------------------------------------
 
-    8-bit images are divided by 255 and 16-bit grey images by 65535
-    (Pillow reads 16-bit colour files as 8-bit); 32-bit integer images by
-    65535 when their values fit 16 bits, else by ``2**31 - 1``; 32-bit float
-    images are taken as they are. The result is clipped to ``[0, 1]``.
-    Palette images become RGB, or RGBA when they have a transparent colour;
-    alpha is kept as the last channel; the EXIF orientation is applied, so
-    the array is upright.
+def read_image(path, *, alpha="split", page=None):
+    """Read an image file: its pixels in ``[0, 1]``, its alpha and its bit depth.
+
+    Integer samples are divided by their largest value (255 for 8 bits,
+    65535 for 16 bits, ``2**b - 1`` for ``b`` bits); floating-point samples
+    are taken as they are, float32 staying float32, and clipped to
+    ``[0, 1]`` with a warning naming the range when some lie outside.
+    Palette images become RGB (RGBA with a transparent colour), bilevel and
+    grey images stay grey, CMYK and other colour spaces become RGB, a
+    transparent colour key (PNG ``tRNS``) becomes alpha, premultiplied alpha
+    is undone, and the EXIF (or TIFF) orientation is applied, so the array
+    is upright.
 
     Parameters
     ----------
     path : str or os.PathLike
+    alpha : {"split", "last", "drop"}, optional
+        ``"split"`` (default): ``pixels`` holds the colour channels and
+        ``alpha`` the alpha channel (None when the file has none).
+        ``"last"``: alpha is the last channel of ``pixels`` (``(H, W, 2)`` for
+        grey + alpha, ``(H, W, 4)`` for RGBA), as :func:`load_image` returns.
+        ``"drop"``: the colour channels only.
+    page : int, optional
+        The page (from 0) of a multi-page TIFF; see :func:`page_count`.
+        Needed when the file has more than one page.
 
     Returns
     -------
-    ndarray of float64
-        ``(H, W)``, ``(H, W, 2)``, ``(H, W, 3)`` or ``(H, W, 4)``.
+    Picture
+        ``(pixels, alpha, bits)``: ``pixels`` ``(H, W)`` or ``(H, W, C)``
+        float64 (float32 for a float32 or float16 file), ``alpha`` ``(H, W)``
+        or None, ``bits`` 8, 16 or 32 (floating point).
+
+    Raises
+    ------
+    ImageReadError
+        The file is missing, not an image, truncated or corrupt, or needs
+        tifffile to be read at its full depth (the message says what to install).
+    ValueError
+        ``alpha`` is not one of the above, or ``page`` is missing (for a
+        multi-page file) or out of range.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from revdeconv.io import read_image, save_image
+    >>> path = os.path.join(tempfile.mkdtemp(), "logo.png")
+    >>> save_image(path, np.ones((2, 3, 4)))             # opaque RGBA
+    >>> picture = read_image(path)
+    >>> picture.pixels.shape, picture.alpha.shape, picture.bits
+    ((2, 3, 3), (2, 3), 8)
+    >>> read_image(path, alpha="last").pixels.shape
+    (2, 3, 4)
+    """
+    if not isinstance(alpha, str) or alpha not in ALPHA:
+        raise ValueError(f"alpha must be one of {', '.join(map(repr, ALPHA))}, got {alpha!r}")
+    if page is not None and (isinstance(page, bool) or not isinstance(page, (int, np.integer))
+                             or page < 0):
+        raise ValueError(f"page must be a whole number from 0, got {page!r}")
+    decoded = decode(path, page)
+    pixels, has_alpha = _clipped(decoded.pixels, path), decoded.has_alpha
+    if not has_alpha or alpha == "last":
+        return Picture(pixels, None, decoded.bits)
+    # copies, not views: the array with alpha is not kept alive by them
+    colour = np.ascontiguousarray(pixels[:, :, 0] if pixels.shape[2] == 2 else pixels[:, :, :-1])
+    split = np.ascontiguousarray(pixels[:, :, -1]) if alpha == "split" else None
+    return Picture(colour, split, decoded.bits)
+
+
+def load_image(path, *, alpha="last", page=None):
+    """Read an image file as a float array in ``[0, 1]``: :func:`read_image`'s pixels.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    alpha : {"last", "drop"}, optional
+        ``"last"`` (default): an alpha channel is the last channel.
+        ``"drop"``: the colour channels only.
+    page : int, optional
+        The page of a multi-page TIFF (see :func:`read_image`).
+
+    Returns
+    -------
+    ndarray
+        ``(H, W)``, ``(H, W, 2)``, ``(H, W, 3)`` or ``(H, W, 4)``; float64, or
+        float32 for a float32 file.
 
     Raises
     ------
     ImageReadError
         The file is missing, not an image, truncated or corrupt.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from revdeconv.io import load_image, save_image
+    >>> path = os.path.join(tempfile.mkdtemp(), "grey.png")
+    >>> save_image(path, np.full((2, 2), 0.5))
+    >>> load_image(path)
+    array([[0.50196078, 0.50196078],
+           [0.50196078, 0.50196078]])
     """
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            image.load()
-            image = _plain_mode(image)
-            pixels = np.asarray(image)
-    except FileNotFoundError:
-        raise ImageReadError(path, "no such file") from None
-    except UnidentifiedImageError:
-        raise ImageReadError(path, "not an image file Pillow can read") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageReadError(path, f"{exc} (raise PIL.Image.MAX_IMAGE_PIXELS to read it)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:   # truncated or corrupt data
-        raise ImageReadError(path, f"{type(exc).__name__}: {exc}") from None
-    return _to_unit_range(pixels, image.mode)
+    if alpha not in ("last", "drop"):
+        raise ValueError(f"alpha must be 'last' or 'drop', got {alpha!r}")
+    return read_image(path, alpha=alpha, page=page).pixels
 
 
-def _to_unit_range(pixels, mode):
-    values = pixels.astype(np.float64)
-    scale = _SCALE[mode]
-    if scale is None:          # "I": 16-bit data in a 32-bit mode, or full 32-bit; "F": as is
-        scale = 1 if mode == "F" else (65535 if values.max(initial=0) <= 65535 else 2**31 - 1)
-        return np.clip(values / scale, 0, 1)
-    return values / scale
+def page_count(path):
+    """The number of pages of an image file: those of a TIFF, else 1.
+
+    Reduced-resolution copies in a TIFF (thumbnails) are not pages.
+
+    Raises
+    ------
+    ImageReadError
+        The file cannot be read.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from revdeconv.io import page_count, save_image
+    >>> path = os.path.join(tempfile.mkdtemp(), "one.png")
+    >>> save_image(path, np.zeros((2, 2)))
+    >>> page_count(path)
+    1
+    """
+    return count_pages(path)
 
 
-_SAVE_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+def _clipped(pixels, path):
+    """Pixels outside [0, 1] (float or signed samples) clipped, with a warning."""
+    low, high = float(np.nanmin(pixels)), float(np.nanmax(pixels))
+    if low < 0 or high > 1:
+        warnings.warn(f"{os.fspath(path)}: pixels span [{low:g}, {high:g}]; clipped to "
+                      f"[0, 1]", UserWarning, stacklevel=3)
+        pixels = np.clip(pixels, 0, 1)
+    return pixels
 
+
+# -- writing ---------------------------------------------------------------------------
 
 def levels(image, bits=8):
     """The integer levels (as floats) an image in ``[0, 1]`` is stored as at ``bits`` bits.
@@ -127,22 +234,47 @@ def levels(image, bits=8):
     return np.floor(np.clip(image, 0, 1) * top + 0.5)
 
 
-def save_image(path, image, *, bits=8):
-    """Write an image in ``[0, 1]`` to a file, clipped and rounded to ``bits`` bits.
+_SAVE_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
-    Values are clipped to ``[0, 1]``, multiplied by 255 (or 65535) and rounded
-    half up, as the author's Java code (``Math.round``) does. The format comes
-    from the file name's extension (PNG keeps every bit). The file is written
-    whole or not at all: a temporary file beside it is renamed into place.
+
+def save_image(path, image, *, bits=8):
+    """Write an image in ``[0, 1]`` to a file at 8 or 16 bits, or as float32.
+
+    At 8 and 16 bits values are clipped to ``[0, 1]``, multiplied by 255 (or
+    65535) and rounded half up, as the author's Java code (``Math.round``)
+    does; at 32 bits they are stored as float32, as they are. The format
+    comes from the file name's extension. The last channel of a 2- or
+    4-channel image is alpha. The file is written whole or not at all: a
+    temporary file beside it is renamed into place.
 
     Parameters
     ----------
     path : str or os.PathLike
     image : array_like
         ``(H, W)`` or ``(H, W, C)`` with ``C`` in 1-4, real values.
-    bits : {8, 16}, optional
-        16 bits are for grey images (``(H, W)`` or ``(H, W, 1)``) only:
-        Pillow has no 16-bit colour mode.
+    bits : {8, 16, 32}, optional
+        8 (default) for any format. 16 for PNG and TIFF, grey or colour (a
+        16-bit colour PNG is written by this module's PNG writer; a 16-bit
+        colour TIFF needs tifffile). 32: a float32 TIFF (colour needs tifffile).
+
+    Raises
+    ------
+    ValueError
+        A bad shape, non-finite values, an unknown extension or ``bits``, or
+        ``bits=32`` for a format other than TIFF.
+    ImportError
+        A 16-bit or float colour TIFF without tifffile (the message says what
+        to install).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from revdeconv.io import read_image, save_image
+    >>> path = os.path.join(tempfile.mkdtemp(), "colour16.png")
+    >>> save_image(path, np.full((2, 3, 3), 0.25), bits=16)
+    >>> read_image(path).bits
+    16
     """
     array = np.asarray(image)
     if array.dtype.kind not in "biuf":
@@ -154,22 +286,42 @@ def save_image(path, image, *, bits=8):
                          f"got shape {np.shape(image)}")
     if 0 in array.shape:
         raise ValueError(f"image must not be empty, got shape {np.shape(image)}")
-    if bits not in (8, 16):
-        raise ValueError(f"bits must be 8 or 16, got {bits!r}")
-    if bits == 16 and array.ndim == 3:
-        raise ValueError("bits=16 is for grey images only (Pillow has no 16-bit colour mode)")
-    if not np.isfinite(array).all():
-        raise ValueError("image must hold finite values only")
-    stored = levels(array.astype(np.float64), bits)
-    if bits == 16:
-        picture = Image.fromarray(stored.astype(np.uint16))
-    else:
-        picture = Image.fromarray(stored.astype(np.uint8))   # L, LA, RGB or RGBA by shape
+    if isinstance(bits, bool) or bits not in BITS:
+        raise ValueError(f"bits must be 8, 16 or 32 (float32), got {bits!r}")
     path = os.fspath(path)
     fmt = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
     if fmt is None:
         raise ValueError(f"cannot tell the image format from the file name {path!r}")
-    write_atomically(path, lambda f: picture.save(f, format=fmt))
+    if bits == 32 and fmt != "TIFF":
+        raise ValueError(f"bits=32 (float32) is for TIFF files (.tif, .tiff), not {fmt}")
+    if not np.isfinite(array).all():
+        raise ValueError("image must hold finite values only")
+    colour = array.ndim == 3
+    if bits == 32:
+        stored = array.astype(np.float32)
+    else:
+        stored = levels(array.astype(np.float64), bits).astype(np.uint8 if bits == 8
+                                                               else np.uint16)
+    if fmt == "PNG" and bits == 16 and colour:
+        write_atomically(path, lambda f: f.write(png16(stored)))
+    elif fmt == "TIFF" and bits > 8 and colour:
+        tifffile = tifffile_module()
+        if tifffile is None:
+            raise ImportError(f"writing a {'float' if bits == 32 else '16-bit'} colour TIFF "
+                              f"needs tifffile: {INSTALL_TIFF}")
+        options = dict(photometric="rgb" if stored.shape[2] >= 3 else "minisblack",
+                       extrasamples=["unassalpha"] if stored.shape[2] in (2, 4) else None)
+
+        def write(f):                     # (tifffile wants a file with a name, or memory)
+            memory = io.BytesIO()
+            tifffile.imwrite(memory, stored, **options)
+            f.write(memory.getbuffer())
+        write_atomically(path, write)
+    else:
+        if bits == 16 and colour:
+            raise OSError(f"cannot write a 16-bit colour image as {fmt}: use PNG or TIFF")
+        picture = Image.fromarray(stored)     # L, LA, RGB, RGBA, I;16 or F by shape and dtype
+        write_atomically(path, lambda f: picture.save(f, format=fmt))
 
 
 def write_atomically(path, write):

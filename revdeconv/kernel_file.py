@@ -12,6 +12,12 @@ A kernel-set file holds one filter per image, by image name (what
 
     {"format": "revdeconv-kernels", "version": 1, "kernels": {"name": {...}, ...}}
 
+A hand-written file may hold less: a list of rows, ``[[0, -1, 0], [-1, 5, -1],
+[0, -1, 0]]`` (or one such list per channel), or ``{"kernel": [[...], ...]}``
+with any of the other fields; the bias is then 0, and the stride and
+activation are those the command or function is given (by default, the
+kernel size and ``"clip"``).
+
 Examples
 --------
 >>> import os, tempfile
@@ -32,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import ACTIVATIONS, as_pair
-from .io import load_array, write_atomically
+from .io import write_atomically
 from .learning import FilterResult
 
 __all__ = ["KernelSpec", "load_kernel", "save_kernel", "save_kernels"]
@@ -96,39 +102,100 @@ def save_kernels(path, kernels):
                                    for name, k in kernels.items()}})
 
 
-def _from_json(entry, path):
+_EXPECTED = ('a list of rows such as [[0, -1, 0], [-1, 5, -1], [0, -1, 0]], or an object '
+             'with a "kernel" field')
+
+
+def _values(value, what, expected=_EXPECTED):
+    """A JSON list of rows (or of per-channel lists of rows) as a (C, kh, kw) float array."""
     try:
-        kernel = np.array(entry["kernel"], dtype=np.float64)
-        if kernel.ndim != 3 or list(kernel.shape) != list(entry.get("shape", kernel.shape)):
-            raise ValueError(f"kernel values do not have the stated shape {entry.get('shape')}")
-        bias = np.array(entry.get("bias") or np.zeros(kernel.shape[0]), dtype=np.float64)
+        array = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must hold numbers only, in rows of one length") from None
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    if array.ndim != 3 or 0 in array.shape:
+        raise ValueError(f"{what} has shape {array.shape}; expected {expected}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} must hold finite numbers only")
+    return array
+
+
+def _from_json(entry, path):
+    """One filter: a list of rows, or an object whose fields other than "kernel" are
+    optional (bias 0, stride and activation those of the command or function)."""
+    try:
+        if not isinstance(entry, dict):
+            entry = {"kernel": entry}
+        if "kernel" not in entry:
+            raise ValueError(f"expected {_EXPECTED}")
+        kernel = _values(entry["kernel"], "the kernel")
+        stated = entry.get("shape")
+        shapes = [list(kernel.shape)] + ([list(kernel.shape[1:])] if len(kernel) == 1 else [])
+        if stated is not None and stated not in shapes:
+            raise ValueError(f'its "kernel" holds {"x".join(map(str, kernel.shape))} values, '
+                             f'but its "shape" says {stated}')
+        bias = np.zeros(kernel.shape[0]) if entry.get("bias") is None \
+            else np.array(entry["bias"], dtype=np.float64).reshape(-1)
+        if bias.size == 1:
+            bias = np.repeat(bias, kernel.shape[0])
+        if bias.shape != kernel.shape[:1] or not np.isfinite(bias).all():
+            raise ValueError(f'"bias" must be one finite number, or one per channel '
+                             f'({kernel.shape[0]}), got {entry["bias"]}')
         stride = entry.get("stride")
         activation = entry.get("activation")
         if activation is not None and activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}")
-        if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
-            raise ValueError("kernel values must be finite")
-        return KernelSpec(kernel, bias.reshape(-1),
+            raise ValueError(f"unknown activation {activation!r}; expected "
+                             f"{', '.join(ACTIVATIONS)}")
+        return KernelSpec(kernel, bias,
                           None if stride is None else as_pair(stride, "stride"), activation)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: not a valid revdeconv kernel ({exc})") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: not a kernel file revdeconv can read: {exc}") from None
 
 
 def load_kernel(path):
     """Read a kernel file: a :class:`KernelSpec`, or for a kernel-set file a dict of them
-    by image name. ``.npy`` files hold the kernel values only."""
+    by image name.
+
+    Besides the files :func:`save_kernel` and :func:`save_kernels` write, a
+    hand-written file is read: a JSON list of rows (``[[0, -1, 0], [-1, 5, -1],
+    [0, -1, 0]]``), a list of such lists (one per channel), or an object with a
+    ``"kernel"`` field whose other fields are optional (``"bias"``: 0,
+    ``"stride"`` and ``"activation"``: not stored). ``.npy`` files hold the
+    kernel values only.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "sharpen.json")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("[[0, -1, 0], [-1, 5, -1], [0, -1, 0]]")
+    >>> load_kernel(path).kernel.shape
+    (1, 3, 3)
+    """
     path = os.fspath(path)
     if path.lower().endswith(".npy"):
-        array = load_array(path).astype(np.float64)
-        return KernelSpec(array if array.ndim == 3 else array[np.newaxis])
+        try:
+            return KernelSpec(_values(np.load(path, allow_pickle=False), "the array",
+                                      "a (kh, kw) or (C, kh, kw) array of numbers"))
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        except ValueError as exc:
+            raise ValueError(f"{path}: not a kernel revdeconv can read: {exc}") from None
     try:
         with open(path, encoding="utf-8") as f:
             document = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read a kernel file ({exc})") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a JSON file ({exc})") from None
     kind = document.get("format") if isinstance(document, dict) else None
     if kind == SET:
-        return {name: _from_json(entry, path) for name, entry in document["kernels"].items()}
-    if kind == SINGLE:
-        return _from_json(document, path)
-    raise ValueError(f"{path}: not a revdeconv kernel file (format {kind!r})")
+        entries = document.get("kernels")
+        if not isinstance(entries, dict):
+            raise ValueError(f'{path}: a kernel-set file needs a "kernels" object, '
+                             f'{{"image name": kernel, ...}}')
+        return {name: _from_json(entry, path) for name, entry in entries.items()}
+    if kind not in (None, SINGLE):
+        raise ValueError(f"{path}: unknown format {kind!r}; expected {SINGLE!r} or {SET!r}")
+    return _from_json(document, path)

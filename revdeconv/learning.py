@@ -1,19 +1,19 @@
-"""Learning the filter back from an (original, filtered) pair (SPEC section 3)."""
+"""Learning the filter back from an (original, filtered) pair (the paper's eq. 1-2)."""
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 
 from ._backend import get_backend
 from ._images import as_images
 from ._layout import output_size
+from ._results import FilterResult, NormalEquations, check_flags
 from ._threads import effective_n_threads
 from ._validation import (ACTIVATIONS, DEFAULT_ACTIVATION, DEFAULT_NONFINITE, as_bias,
                           as_float, as_int, as_kernel, as_pair, check_choice, check_fits)
 
-__all__ = ["learn_filter", "FilterResult", "METHODS", "DEFAULT_METHOD", "DEFAULT_LR",
-           "DEFAULT_EPOCHS"]
+__all__ = ["learn_filter", "FilterResult", "normal_equations", "NormalEquations", "METHODS",
+           "DEFAULT_METHOD", "DEFAULT_LR", "DEFAULT_EPOCHS"]
 
 METHODS = ("sgd", "lstsq")
 DEFAULT_METHOD = "sgd"
@@ -23,37 +23,6 @@ DEFAULT_EPOCHS = 1
 
 # The compiled normal equations keep one block on the stack (see _learn.pyx).
 _MAX_LSTSQ_UNKNOWNS = 1024
-
-
-@dataclass(frozen=True)
-class FilterResult:
-    """What :func:`learn_filter` learned.
-
-    Attributes
-    ----------
-    kernel : ndarray, shape (C, kh, kw)
-        The learned filter, one per channel, in the images' float dtype.
-    bias : ndarray, shape (C,)
-        The learned bias (zeros unless ``bias=True``).
-    loss : ndarray of float64
-        SGD: the mean squared error ``e**2`` of every update of each epoch,
-        taken before the update (shape ``(epochs,)``). lstsq: the mean squared
-        error of the fitted model over every block (shape ``(1,)``).
-    diverged : bool
-        True when the weights or the loss became non-finite (the learning
-        rate was too large); ``kernel`` then holds those non-finite values.
-    method, stride, activation
-        How it was learned; pass ``stride`` and ``activation`` on to
-        :func:`revdeconv.deconvolve`.
-    """
-
-    kernel: np.ndarray
-    bias: np.ndarray
-    loss: np.ndarray
-    diverged: bool
-    method: str
-    stride: tuple
-    activation: str
 
 
 def _kernel_geometry(originals, targets, names, kernel_size, stride):
@@ -100,6 +69,9 @@ def _size_ratio(shape, out_shape):
     square = fits[0] & fits[1]
     if len(square) == 1:
         return (min(square),) * 2
+    if not fits[0] or not fits[1]:
+        raise ValueError(f"no kernel size k at stride k turns {shape[0]}x{shape[1]} into "
+                         f"{out_shape[0]}x{out_shape[1]}; give kernel_size (and stride)")
     raise ValueError(f"kernel_size is ambiguous: {shape} -> {out_shape} fits kernel sizes "
                      f"{sorted(fits[0])} x {sorted(fits[1])} at stride = kernel size; "
                      f"give kernel_size")
@@ -210,24 +182,11 @@ def _learn(original, filtered, *, each, kernel_size, stride, lr, epochs, init, b
     (what ``revdeconv.batch.learn`` does), all in one compiled call for SGD."""
     impl = get_backend(backend)
     n_threads = effective_n_threads(n_threads)
-    first = as_images(original, "original", nonfinite=nonfinite, n_threads=n_threads)
-    second = as_images(filtered, "filtered", nonfinite=nonfinite, n_threads=n_threads)
-    originals, targets, names, n_channels = (first.arrays, second.arrays, first.names,
-                                             first.n_channels)
-    if first.is_list != second.is_list or len(originals) != len(targets):
-        raise ValueError("original and filtered must be two arrays or two lists of one length")
-    dtype = np.result_type(originals[0].dtype, targets[0].dtype)
-    originals = [image.astype(dtype, copy=False) for image in originals]
-    targets = [image.astype(dtype, copy=False) for image in targets]
-    if n_channels != targets[0].shape[2]:
-        raise ValueError(f"original has {n_channels} channels, filtered has "
-                         f"{targets[0].shape[2]}")
-    kernel_size, stride = _kernel_geometry(originals, targets, names, kernel_size, stride)
+    originals, targets, n_channels, dtype, kernel_size, stride = _pairs(
+        original, filtered, kernel_size, stride, n_threads, nonfinite)
     check_choice(activation, "activation", ACTIVATIONS)
     check_choice(method, "method", METHODS)
-    for flag, value in (("bias", bias), ("shuffle", shuffle)):
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{flag} must be True or False, got {value!r}")
+    check_flags(bias=bias, shuffle=shuffle)
     lr = as_float(lr, "lr", minimum=0, strict=True)
     epochs = as_int(epochs, "epochs", minimum=1)
     if method == "lstsq" and (init is not None or shuffle):
@@ -274,28 +233,87 @@ def _learn(original, filtered, *, each, kernel_size, stride, lr, epochs, init, b
 
 def _lstsq(impl, originals, targets, kernel_size, stride, with_bias, activation,
            dtype, n_threads):
-    """Closed-form fit from the normal equations the backend accumulates."""
-    kh, kw = kernel_size
-    n_unknowns = kh * kw + with_bias
-    if n_unknowns > _MAX_LSTSQ_UNKNOWNS:
-        raise ValueError(f"method='lstsq' supports at most {_MAX_LSTSQ_UNKNOWNS} unknowns "
-                         f"(kh*kw + bias), got {n_unknowns}")
-    gram, rhs, count = impl.normal_equations(originals, targets, kernel_size, stride,
-                                             with_bias, activation, n_threads)
-    n_channels = gram.shape[0]
-    solution = np.zeros((n_channels, n_unknowns))
-    for c in range(n_channels):
-        if not (np.isfinite(gram[c]).all() and np.isfinite(rhs[c]).all()):
-            solution[c] = np.nan         # non-finite pixels: reported as diverged
-            continue
-        solution[c], _, rank, _ = np.linalg.lstsq(gram[c], rhs[c], rcond=None)
-        if rank < n_unknowns:
-            warnings.warn(f"learn_filter(method='lstsq'): channel {c} is under-determined "
-                          f"({int(count[c])} usable blocks, rank {rank} < {n_unknowns}); "
-                          f"returning the minimum-norm solution", RuntimeWarning, stacklevel=3)
-    kernel = np.ascontiguousarray(solution[:, :kh * kw].reshape(n_channels, kh, kw), dtype=dtype)
-    offsets = (solution[:, kh * kw] if with_bias else np.zeros(n_channels)).astype(dtype)
+    """Closed-form fit from the normal equations; the loss from a second pass over the
+    images (the fitted model through the activation, over every block)."""
+    equations = _accumulate(impl, originals, targets, kernel_size, stride, with_bias,
+                            activation, dtype, n_threads)
+    kernel, offsets = equations._fit(stacklevel=5, caller="learn_filter(method='lstsq')")
     squared = impl.squared_error(originals, targets, kernel, offsets, stride, activation,
                                  n_threads)
     loss = np.array([squared / sum(t.size for t in targets)])
     return kernel, offsets, loss
+
+
+def _pairs(original, filtered, kernel_size, stride, n_threads, nonfinite):
+    """The (original, filtered) pairs checked and in one float dtype: ``(originals,
+    targets, n_channels, dtype, kernel_size, stride)``."""
+    first = as_images(original, "original", nonfinite=nonfinite, n_threads=n_threads)
+    second = as_images(filtered, "filtered", nonfinite=nonfinite, n_threads=n_threads)
+    originals, targets, n_channels = first.arrays, second.arrays, first.n_channels
+    if first.is_list != second.is_list or len(originals) != len(targets):
+        raise ValueError("original and filtered must be two arrays or two lists of one length")
+    dtype = np.result_type(originals[0].dtype, targets[0].dtype)
+    originals = [image.astype(dtype, copy=False) for image in originals]
+    targets = [image.astype(dtype, copy=False) for image in targets]
+    if n_channels != targets[0].shape[2]:
+        raise ValueError(f"original has {n_channels} channels, filtered has "
+                         f"{targets[0].shape[2]}")
+    kernel_size, stride = _kernel_geometry(originals, targets, first.names, kernel_size, stride)
+    return originals, targets, n_channels, dtype, kernel_size, stride
+
+
+def _accumulate(impl, originals, targets, kernel_size, stride, with_bias, activation, dtype,
+                n_threads):
+    """:class:`NormalEquations` of the pairs, from the backend's one pass over them."""
+    n_unknowns = kernel_size[0] * kernel_size[1] + with_bias
+    if n_unknowns > _MAX_LSTSQ_UNKNOWNS:
+        raise ValueError(f"method='lstsq' supports at most {_MAX_LSTSQ_UNKNOWNS} unknowns "
+                         f"(kh*kw + bias), got {n_unknowns}")
+    sums = impl.normal_equations(originals, targets, kernel_size, stride, with_bias,
+                                 activation, n_threads)
+    return NormalEquations(*sums, kernel_size, stride, activation, with_bias,
+                           np.dtype(dtype).name)
+
+
+def normal_equations(original, filtered, *, kernel_size=None, stride=None, bias=False,
+                     activation=DEFAULT_ACTIVATION, n_threads=None, backend=None,
+                     nonfinite=DEFAULT_NONFINITE):
+    """The normal equations that :func:`learn_filter` solves for ``method="lstsq"``.
+
+    Least squares is a sum over the blocks: the equations of parts of a data set
+    (on other threads, processes or machines) add up with ``+`` (or ``sum``) to
+    those of the whole, and ``.solve()`` gives the filter (see
+    :class:`NormalEquations` for the agreement to expect).
+
+    Parameters
+    ----------
+    original, filtered, kernel_size, stride, bias, activation, n_threads, backend, nonfinite
+        As in :func:`learn_filter`: one pair, or two lists of pairs.
+
+    Returns
+    -------
+    NormalEquations
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import revdeconv
+    >>> from revdeconv.learning import normal_equations
+    >>> rng = np.random.default_rng(0)
+    >>> images = [rng.random((60, 90, 3)) for _ in range(4)]
+    >>> truth = rng.normal(size=(3, 3))
+    >>> filtered = [revdeconv.convolve(image, truth, activation="identity") for image in images]
+    >>> parts = [normal_equations(images[i:i + 2], filtered[i:i + 2], activation="identity")
+    ...          for i in (0, 2)]
+    >>> result = sum(parts).solve()     # as if all four pairs were in one place
+    >>> bool(revdeconv.metrics.filter_error(result.kernel, truth) < 1e-8)
+    True
+    """
+    impl = get_backend(backend)
+    n_threads = effective_n_threads(n_threads)
+    originals, targets, _, dtype, kernel_size, stride = _pairs(
+        original, filtered, kernel_size, stride, n_threads, nonfinite)
+    check_choice(activation, "activation", ACTIVATIONS)
+    check_flags(bias=bias)
+    return _accumulate(impl, originals, targets, kernel_size, stride, bool(bias), activation,
+                       dtype, n_threads)

@@ -1,7 +1,8 @@
 """Writing an experiment's results: CSV tables, a Markdown report, strips and plots.
 
 The plots need matplotlib (``pip install "revdeconv[plot]"``); everything
-else needs only NumPy and Pillow.
+else needs only NumPy and Pillow. ``revdeconv._report_text`` writes the report's
+prose, ``revdeconv._figures`` draws.
 """
 
 import csv
@@ -11,11 +12,14 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 
+from ._figures import labelled_strip, plot_series
+from ._report_text import definitions, how_rows_are_averaged, protocol, provenance
 from .data import author_results
 from .experiment import TABLE1_RATES
 from .io import save_image
 
-__all__ = ["write_all", "write_tables", "write_report", "write_strips", "write_plots"]
+__all__ = ["write_all", "write_tables", "write_report", "write_strips", "write_plots",
+           "table2_summary"]
 
 _CHANNELS = {1: ["grey"], 3: ["Red", "Green", "Blue"], 4: ["Red", "Green", "Blue", "Alpha"]}
 
@@ -29,7 +33,7 @@ def _author_lookup():
 
 
 def _author_row(authors, rate, name):
-    return authors.get((round(rate, 6), name))
+    return None if rate is None else authors.get((round(rate, 6), name))
 
 
 def _author_table2(authors, result, rates):
@@ -49,14 +53,73 @@ def _author_table2(authors, result, rates):
 
 
 def _table2_rate_sets(result):
-    """(label, rates) of the Table 2 averages: the paper's Table 1 rates, and all rates."""
+    """(label, rates) of the Table 2 averages: the paper's Table 1 rates among those
+    run (labelled "1.0-0.1" only when all ten were run, else by the rates), and all
+    rates when others were run too; ("lstsq", None) for a least-squares run."""
+    if result.method == "lstsq":
+        return [("lstsq", None)]
     paper = [r for r in result.rates if any(math.isclose(r, t) for t in TABLE1_RATES)]
     sets = []
     if paper:
-        sets.append(("1.0-0.1", paper))
+        whole = len({round(r, 6) for r in paper}) == len(TABLE1_RATES)
+        label = "1.0-0.1" if whole else " ".join(f"{r:g}" for r in paper)
+        sets.append((label, paper))
     if not paper or len(paper) != len(result.rates):
         sets.append(("all", list(result.rates)))
     return sets
+
+
+def _rate(value):
+    """A learning rate as a heading prints it: 1.0, 0.5, 0.05."""
+    text = f"{value:g}"
+    return text if any(c in text for c in ".en") else text + ".0"
+
+
+def _rate_list(rates):
+    """"0.5, 0.3, 0.1", or "1.0 ... 0.1" for more than four."""
+    if len(rates) > 4:
+        return f"{_rate(rates[0])} ... {_rate(rates[-1])}"
+    return ", ".join(_rate(r) for r in rates)
+
+
+def _table2_title(label, rates):
+    """What a Table 2 block is a mean over, said plainly."""
+    if label == "1.0-0.1":
+        return (f"Table 2: mean over the 10 learning rates {_rate_list(rates)} "
+                "(the paper's Table 2)")
+    if len(rates) == 1:
+        title = f"Table 2: the one learning rate {_rate(rates[0])} (nothing averaged"
+    elif label == "all":
+        return f"Table 2: mean over all {len(rates)} learning rates run ({_rate_list(rates)})"
+    else:
+        title = (f"Table 2: mean over the {len(rates)} learning rates {_rate_list(rates)} "
+                 f"(a {len(rates)}-rate mean")
+    return title + ", not the paper's Table 2, which averages the ten rates 1.0 ... 0.1)"
+
+
+def table2_summary(result):
+    """One line per filter for the command's standard output: the Table 2 means
+    (or, for least squares, each filter's one row), saying what they are over.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from revdeconv.experiment import run_experiment
+    >>> images = [np.random.default_rng(0).random((30, 45, 3))]
+    >>> line = table2_summary(run_experiment(images, rates=[0.5, 0.3, 0.1]))[0]
+    >>> line.split("(")[1]
+    'mean over the 3 rates 0.5, 0.3, 0.1)'
+    """
+    label, rates = _table2_rate_sets(result)[0]
+    if label == "lstsq":
+        what = "least squares: one fit, no learning rate"
+    elif len(rates) == 1:
+        what = f"the one rate {_rate(rates[0])}"
+    else:
+        what = (f"mean over the {len(rates)} rates {_rate_list(rates)}"
+                + (", the paper's Table 2" if label == "1.0-0.1" else ""))
+    return [f"{row['filter']:<16} MAE {row['MAE']:.4f}  MAE0 {row['MAE0']:.4f}  "
+            f"loss {100 * row['loss_ratio']:.4f}%  ({what})" for row in result.table2(rates)]
 
 
 def _fmt(value, digits=10):
@@ -77,7 +140,8 @@ def write_tables(result, out):
                          "author_loss_ratio"] + kernel_columns)
         for row in result.rows:
             author = _author_row(authors, row.rate, row.filter) or {}
-            writer.writerow([f"{row.rate:g}", row.filter, _fmt(row.mae), _fmt(row.mae0),
+            writer.writerow(["" if row.rate is None else f"{row.rate:g}", row.filter,
+                             _fmt(row.mae), _fmt(row.mae0),
                              _fmt(row.loss_ratio), _fmt(row.gain), _fmt(row.psnr),
                              _fmt(row.filter_error), int(row.diverged),
                              _fmt(author.get("MAE")), _fmt(author.get("MAE0")),
@@ -89,7 +153,7 @@ def write_tables(result, out):
         writer.writerow(["rates", "n_rates", "filter", "MAE", "MAE0", "loss_ratio", "gain",
                          "PSNR", "author_MAE", "author_MAE0", "author_loss_ratio"])
         for label, rates in _table2_rate_sets(result):
-            theirs = _author_table2(authors, result, rates)
+            theirs = {} if rates is None else _author_table2(authors, result, rates)
             for ours in result.table2(rates):
                 author = theirs.get(ours["filter"], {})
                 writer.writerow([label, ours["rates"], ours["filter"], _fmt(ours["MAE"]),
@@ -112,55 +176,117 @@ def _num(value):
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.4f}"
 
 
-def write_report(result, out, figures=()):
-    """Write ``report.md``: Tables 1 and 2 in the paper's layout beside the author's
-    numbers, and the learned filters of each filter's best rate."""
-    authors = _author_lookup()
-    lines = [
-        "# revdeconv: the paper's experiment",
-        "",
-        f"{result.n_images} images, filters {', '.join(result.filters)}, "
-        f"{len(result.rates)} learning rates, method `{result.method}`, "
-        f"author quirks {'on' if result.author_quirks else 'off'}. "
-        "Ours are on this package's images; the author's (from `author_results.tsv`) are on the "
-        "paper's ten images, which are not public: compare the shape, not the digits.",
-        "",
-    ]
-    for label, rates in _table2_rate_sets(result):
-        theirs = _author_table2(authors, result, rates)
-        title = ("Table 2: average over the learning rates 1.0 ... 0.1 (the paper's Table 2)"
-                 if label == "1.0-0.1" else f"Table 2: average over all {len(rates)} rates")
-        lines += [f"## {title}", "",
-                  "| filter | MAE | MAE0 | Loss | author MAE | author MAE0 | author Loss |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
-        for ours in result.table2(rates):
-            author = theirs.get(ours["filter"], {})
-            lines.append(f"| {ours['filter']} | {_num(ours['MAE'])} | {_num(ours['MAE0'])} | "
-                         f"{_pct(ours['loss_ratio'])} | {_num(author.get('MAE'))} | "
-                         f"{_num(author.get('MAE0'))} | {_pct(author.get('loss_ratio'))} |")
-        lines.append("")
-    lines += ["## Table 1: every learning rate", "",
-              "| γ | filter | MAE | MAE0 | Loss | gain | author MAE | author MAE0 | author Loss |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for row in result.rows:
-        author = _author_row(authors, row.rate, row.filter) or {}
-        lines.append(f"| {row.rate:g} | {row.filter} | {_num(row.mae)} | {_num(row.mae0)} | "
-                     f"{_pct(row.loss_ratio)} | {_num(row.gain)} | {_num(author.get('MAE'))} | "
-                     f"{_num(author.get('MAE0'))} | {_pct(author.get('loss_ratio'))} |")
-    lines += ["", "## Learned filters at each filter's best rate (smallest loss ratio)", ""]
-    for name in result.filters:
+def _author_cells(author):
+    """The author's MAE, MAE0 and Loss as the last cells of a table row."""
+    return (f"{_num(author.get('MAE'))} | {_num(author.get('MAE0'))} | "
+            f"{_pct(author.get('loss_ratio'))} |")
+
+
+def _filter_lines(result, name):
+    try:
         best = result.best(name)
-        lines += [f"### {name}: γ = {best.rate:g}, loss {_pct(best.loss_ratio)}, "
-                  f"relative filter error {_num(best.filter_error)}", "",
-                  "| channel | learned filter (rows) |", "| --- | --- |"]
-        for channel, kernel in zip(_channel_names(best.kernel.shape[0]), best.kernel):
-            rows = "<br>".join("  ".join(f"{v:9.4f}" for v in r) for r in kernel)
-            lines.append(f"| {channel} | <code>{rows}</code> |")
-        true_rows = "<br>".join("  ".join(f"{v:9.4f}" for v in r) for r in result.filters[name])
-        lines += [f"| true filter | <code>{true_rows}</code> |", ""]
+    except KeyError:
+        return [f"### {name}: every learning rate diverged", ""]
+    where = "least squares" if best.rate is None else f"γ = {best.rate:g}"
+    lines = [f"### {name}: {where}, loss {_pct(best.loss_ratio)}, "
+             f"filter error {_num(best.filter_error)}", "",
+             "| channel | learned filter (rows) |", "| --- | --- |"]
+    for channel, kernel in zip(_channel_names(best.kernel.shape[0]), best.kernel):
+        rows = "<br>".join("  ".join(f"{v:9.4f}" for v in r) for r in kernel)
+        lines.append(f"| {channel} | <code>{rows}</code> |")
+    true_rows = "<br>".join("  ".join(f"{v:9.4f}" for v in r) for r in result.filters[name])
+    return lines + [f"| true filter | <code>{true_rows}</code> |", ""]
+
+
+def _figure_caption(result, path):
+    base = os.path.basename(path)
+    name = base[len("strip_"):-len(".png")] if base.startswith("strip_") else None
+    if name not in result.examples:
+        return ("*The loss ratio against the learning rate, ours and the author's "
+                "(log scales).*" if base == "loss_ratio.png" else "")
+    best = result.best(name)
+    rate = ("least squares" if best.rate is None else
+            f"learning rate {best.rate:g} (its best: the smallest loss)")
+    image = result.image_names[0] if result.image_names else "the first image"
+    return (f"*{name}, {rate}, image `{image}`: original | filtered, zoomed back | restored "
+            "with the learned filter.*")
+
+
+def write_report(result, out, figures=(), *, command=None, images_dir=None, left_out=()):
+    """Write ``report.md``: where the numbers come from, what each measure is,
+    Tables 1 and 2 in the paper's layout beside the author's numbers, the learned
+    filters of each filter's best rate, and the figures.
+
+    Parameters
+    ----------
+    result : ExperimentResult
+    out : str or os.PathLike
+        The folder to write to.
+    figures : sequence of str, optional
+        Figure files (in ``out``) to show, with a caption each.
+    command : str or sequence of str, optional
+        The command line that ran the experiment (a list is the arguments after
+        ``revdeconv``); default: said to be run from Python.
+    images_dir : str, optional
+        The folder the images were read from (``--images``).
+    left_out : sequence of (str, str), optional
+        ``(path, reason)`` of the files of ``images_dir`` that could not be used.
+
+    Returns
+    -------
+    list of str
+        The path written.
+    """
+    authors = _author_lookup()
+    lstsq = result.method == "lstsq"
+    lines = ["# revdeconv: the paper's experiment", ""]
+    lines += provenance(result, command, images_dir, left_out) + [""]
+    lines += [protocol(result), "",
+              "These are not the paper's ten photographs, which are not public; the author's "
+              "numbers beside ours (`author_results.tsv`) are on those: compare the shape of "
+              "the results (which filters and rates do well or badly), not the digits.", ""]
+    lines += ["## What the numbers are", ""] + definitions(result) + [""]
+    lines += [how_rows_are_averaged(result), ""]
+    if lstsq:
+        paper = _author_table2(authors, result, list(TABLE1_RATES))
+        lines += ["## Table 1 (least squares): one fit per filter, no learning rate", "",
+                  "| filter | MAE | MAE0 | Loss | gain | filter error | paper (SGD) MAE | "
+                  "paper MAE0 | paper Loss |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for row in result.rows:
+            author = paper.get(row.filter, {})
+            lines.append(f"| {row.filter} | {_num(row.mae)} | {_num(row.mae0)} | "
+                         f"{_pct(row.loss_ratio)} | {_num(row.gain)} | "
+                         f"{_num(row.filter_error)} | {_author_cells(author)}")
+        lines += ["", "## Learned filters (least squares)", ""]
+    else:
+        for label, rates in _table2_rate_sets(result):
+            theirs = _author_table2(authors, result, rates)
+            lines += [f"## {_table2_title(label, rates)}", "",
+                      "| filter | MAE | MAE0 | Loss | author MAE | author MAE0 | author Loss |",
+                      "| --- | --- | --- | --- | --- | --- | --- |"]
+            for ours in result.table2(rates):
+                author = theirs.get(ours["filter"], {})
+                lines.append(f"| {ours['filter']} | {_num(ours['MAE'])} | {_num(ours['MAE0'])} | "
+                             f"{_pct(ours['loss_ratio'])} | {_author_cells(author)}")
+            lines.append("")
+        lines += [f"## Table 1: every learning rate (each row a mean over the "
+                  f"{result.n_images} images)", "",
+                  "| γ | filter | MAE | MAE0 | Loss | gain | author MAE | author MAE0 | "
+                  "author Loss |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for row in result.rows:
+            author = _author_row(authors, row.rate, row.filter) or {}
+            lines.append(f"| {row.rate:g} | {row.filter} | {_num(row.mae)} | {_num(row.mae0)} | "
+                         f"{_pct(row.loss_ratio)} | {_num(row.gain)} | {_author_cells(author)}")
+        lines += ["", "## Learned filters at each filter's best rate (smallest loss ratio)", ""]
+    for name in result.filters:
+        lines += _filter_lines(result, name)
     if figures:
-        lines += ["## Figures", ""] + [f"![{os.path.basename(p)}]({os.path.basename(p)})"
-                                       for p in figures] + [""]
+        lines += ["## Figures", ""]
+        for path in figures:
+            base = os.path.basename(path)
+            lines += [f"![{base}]({base})", "", _figure_caption(result, path), ""]
     path = os.path.join(out, "report.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
@@ -168,13 +294,19 @@ def write_report(result, out, figures=()):
 
 
 def write_strips(result, out):
-    """For each filter, ``strip_<filter>.png``: original | filtered, zoomed | deconvolved
-    (first image, best rate), side by side with a 4-pixel white gap."""
+    """For each filter, ``strip_<filter>.png``: original | filtered, zoomed | restored
+    (the first image, at the filter's best rate), side by side with a 4-pixel white
+    gap, under a label band that names the filter, the rate, the image and each
+    panel. Panels narrower than 160 pixels are enlarged by a whole factor
+    (nearest neighbour) so that the labels fit."""
     paths = []
     for name, panels in result.examples.items():
-        height = panels[0].shape[0]
-        gap = np.ones((height, 4) + panels[0].shape[2:])
-        strip = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
+        best = result.best(name)
+        rate = ("least squares (no learning rate)" if best.rate is None
+                else f"learning rate {best.rate:g} (best)")
+        image = result.image_names[0] if result.image_names else "first image"
+        strip = labelled_strip(panels, f"{name}, {rate}, image {image}",
+                               ["original", "filtered, zoomed back", "restored"])
         path = os.path.join(out, f"strip_{name}.png")
         save_image(path, strip)
         paths.append(path)
@@ -183,43 +315,33 @@ def write_strips(result, out):
 
 def write_plots(result, out):
     """``loss_ratio.png``: loss ratio against learning rate per filter, ours and the
-    author's. Returns [] when matplotlib is not installed."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    author's. Returns [] when matplotlib is not installed, and for a least-squares
+    run (no learning rate)."""
+    if result.method == "lstsq":
         return []
     authors = _author_lookup()
-    names = list(result.filters)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    panels = []
+    for name in result.filters:
         rows = [r for r in result.rows if r.filter == name]
-        ax.plot([r.rate for r in rows], [100 * r.loss_ratio for r in rows], "o-", label="ours")
         theirs = [(r.rate, _author_row(authors, r.rate, name)) for r in rows]
-        theirs = [(rate, a["loss_ratio"]) for rate, a in theirs if a]
-        if theirs:
-            ax.plot([t[0] for t in theirs], [100 * t[1] for t in theirs], "s--",
-                    label="author (paper's images)")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(name)
-        ax.set_xlabel("learning rate γ")
-        ax.set_ylabel("loss ratio |MAE - MAE0| / MAE0 (%)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+        panels.append((name, [(r.rate, 100 * r.loss_ratio) for r in rows],
+                       [(rate, 100 * a["loss_ratio"]) for rate, a in theirs if a]))
     path = os.path.join(out, "loss_ratio.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    if not plot_series(panels, path, xlabel="learning rate γ",
+                       ylabel="loss ratio |MAE - MAE0| / MAE0 (%)"):
+        return []
     return [path]
 
 
-def write_all(result, out):
-    """Every output file; returns (paths written, whether the plots were made)."""
+def write_all(result, out, *, command=None, images_dir=None, left_out=()):
+    """Every output file; returns (paths written, whether the plots were made).
+
+    ``command``, ``images_dir`` and ``left_out`` go into the report's provenance
+    (see :func:`write_report`)."""
     os.makedirs(out, exist_ok=True)
     plots = write_plots(result, out)
     strips = write_strips(result, out)
     paths = write_tables(result, out) + plots + strips
-    paths += write_report(result, out, figures=plots + strips)
+    paths += write_report(result, out, figures=plots + strips, command=command,
+                          images_dir=images_dir, left_out=left_out)
     return paths, bool(plots)

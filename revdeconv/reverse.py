@@ -1,10 +1,10 @@
-"""Undoing the filter: the paper's reverse solve (eq. 3) and the zoom baseline (SPEC 4-5)."""
+"""Undoing the filter: the paper's reverse solve (eq. 3) and the zoom baseline of eq. 4."""
 
 import numpy as np
 
 from . import _numpy_backend
 from ._backend import get_backend
-from ._images import as_images
+from ._images import as_images, as_outputs
 from ._layout import covered_shape
 from ._threads import effective_n_threads
 from ._validation import (ACTIVATIONS, DEFAULT_ACTIVATION, DEFAULT_NONFINITE, as_float,
@@ -72,7 +72,8 @@ def _filters(kernel, n_images, n_channels, dtype, name="kernel", listed_per_imag
 
 
 def deconvolve(filtered, kernel, *, stride=None, activation=None, eps=DEFAULT_EPS,
-               output_shape=None, n_threads=None, backend=None, nonfinite=DEFAULT_NONFINITE):
+               output_shape=None, n_threads=None, backend=None, nonfinite=DEFAULT_NONFINITE,
+               out=None):
     """Rebuild the original-size image from a filtered one (paper eq. 3).
 
     Blocks are visited in raster order and, inside a block, pixels too; each
@@ -110,13 +111,14 @@ def deconvolve(filtered, kernel, *, stride=None, activation=None, eps=DEFAULT_EP
         with its channel count is accepted too) is allowed; pixels
         that no block covers, there and in the gaps of a stride larger than
         the kernel, take their :func:`zoom` value.
-    n_threads, backend, nonfinite
-        As in :func:`revdeconv.convolve`.
+    n_threads, backend, nonfinite, out
+        As in :func:`revdeconv.convolve`; ``out`` of shape ``output_shape[, C]``.
 
     Returns
     -------
     ndarray or list of ndarray
-        ``output_shape[, C]``, the filtered image's float dtype.
+        ``output_shape[, C]``, the filtered image's float dtype; ``out`` itself
+        when given.
 
     Examples
     --------
@@ -136,11 +138,11 @@ def deconvolve(filtered, kernel, *, stride=None, activation=None, eps=DEFAULT_EP
     """
     return _deconvolve(filtered, kernel, stride=stride, activation=activation, eps=eps,
                        output_shape=output_shape, n_threads=n_threads, backend=backend,
-                       nonfinite=nonfinite)
+                       nonfinite=nonfinite, out=out)
 
 
 def _deconvolve(filtered, kernel, *, stride, activation, eps, output_shape, n_threads,
-                backend, nonfinite, kernel_name="kernel", listed_per_image=False):
+                backend, nonfinite, kernel_name="kernel", listed_per_image=False, out=None):
     """:func:`deconvolve`; ``revdeconv.batch`` names its filters ``kernels`` and
     takes any list of them as one per image."""
     impl = get_backend(backend)
@@ -163,12 +165,13 @@ def _deconvolve(filtered, kernel, *, stride, activation, eps, output_shape, n_th
     if elements > MAX_ELEMENTS:
         raise ValueError(f"the output would hold {elements} values per image (stride "
                          f"{stride}); more than {MAX_ELEMENTS} is surely a mistake")
-    outputs = impl.deconvolve(images.arrays, weights, stride, shapes, eps, activation,
-                              n_threads)
-    return images.returned(outputs)
+    outputs = as_outputs(out, filtered, images, shapes)
+    results = impl.deconvolve(images.arrays, weights, stride, shapes, eps, activation,
+                              n_threads, outputs)
+    return out if out is not None else images.returned(results)
 
 
-def zoom(filtered, stride, output_shape=None):
+def zoom(filtered, stride, output_shape=None, *, out=None):
     """Nearest-neighbour zoom of a filtered image: the paper's MAE0 baseline.
 
     ``out[r, c] = x[min(r // sh, Ho - 1), min(c // sw, Wo - 1)]``.
@@ -184,10 +187,13 @@ def zoom(filtered, stride, output_shape=None):
         Default ``(Ho * sh, Wo * sw)`` (``image.shape`` with its channel count
         is accepted too); any other size replicates the last
         row and column as needed, or crops.
+    out : ndarray or list of ndarray, optional
+        Where to write the result, as in :func:`revdeconv.convolve`.
 
     Returns
     -------
     ndarray or list of ndarray
+        ``out`` itself when given.
 
     Examples
     --------
@@ -206,6 +212,7 @@ def zoom(filtered, stride, output_shape=None):
         shapes = [(h * stride[0], w * stride[1]) for h, w, _ in (im.shape for im in images.arrays)]
     else:
         shapes = [as_shape(output_shape, "output_shape", images.n_channels)] * len(images.arrays)
-    outputs = [_numpy_backend.zoom(image, stride, shape)
-               for image, shape in zip(images.arrays, shapes)]
-    return images.returned(outputs)
+    outputs = as_outputs(out, filtered, images, shapes) or [None] * len(shapes)
+    results = [_numpy_backend.zoom(image, stride, shape, output)
+               for image, shape, output in zip(images.arrays, shapes, outputs)]
+    return out if out is not None else images.returned(results)

@@ -4,7 +4,11 @@
 # ``revdeconv._compiled_backend``) describes image n:
 #   (offset of its first element, height, width, rows of the images before it)
 # The last column numbers the rows of all images one after the other, so one
-# parallel loop can share out the rows of a whole batch.
+# parallel loop can share out the rows of a whole batch. The kernels' outputs
+# come as one array per image instead (image_pointers): the caller's ``out=``
+# arrays need not lie in one buffer.
+
+from cython cimport floating
 
 cdef enum:
     OFFSET = 0
@@ -45,3 +49,28 @@ cdef inline bint fits(const Py_ssize_t[:, ::1] geom, Py_ssize_t n_channels,
                 or geom[n, OFFSET] + geom[n, HEIGHT] * geom[n, WIDTH] * n_channels > length):
             return False
     return True
+
+
+cdef inline int image_pointers(list images, const Py_ssize_t[:, ::1] geom,
+                               Py_ssize_t n_channels, floating** table) except -1:
+    """Where each image of a batch given as one array per image begins.
+
+    ``images[n]`` is a writable C-contiguous ``(H, W, C)`` array of the shape
+    that row n of ``geom`` gives (its OFFSET is not used); ``table[n]`` receives
+    the address of its first value. The kernels write their outputs there: the
+    caller's own arrays (``out=``), or views of one buffer allocated for the
+    batch. The shapes are checked in every build: a wrong one would be written
+    past its end.
+    """
+    cdef floating[:, :, ::1] view
+    cdef Py_ssize_t n
+    if len(images) != geom.shape[0]:
+        raise ValueError(f"{len(images)} outputs for {geom.shape[0]} images")
+    for n in range(geom.shape[0]):
+        view = images[n]
+        if (view.shape[0] != geom[n, HEIGHT] or view.shape[1] != geom[n, WIDTH]
+                or view.shape[2] != n_channels):
+            raise ValueError(f"output {n} must have shape ({geom[n, HEIGHT]}, "
+                             f"{geom[n, WIDTH]}, {n_channels})")
+        table[n] = &view[0, 0, 0]
+    return 0

@@ -5,11 +5,12 @@ The caller (``revdeconv._compiled_backend``) has validated every shape and
 allocated the output; nothing here checks its input.
 """
 
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 
-from _simd cimport activate, correlate, CLIP, IDENTITY, RELU
-from _batch cimport FIRST_ROW, OFFSET, WIDTH, batch_rows, fits, image_of_row
+from _simd cimport activate, correlate_taps, CLIP, IDENTITY, RELU
+from _batch cimport FIRST_ROW, OFFSET, WIDTH, batch_rows, fits, image_of_row, image_pointers
 
 cdef enum:
     STRIDED_CHUNK = 64
@@ -19,7 +20,7 @@ cdef enum:
 ACTIVATION_CODES = {"identity": IDENTITY, "relu": RELU, "clip": CLIP}
 
 
-cdef void _convolve_row(const floating* src, Py_ssize_t src_row_len,
+cdef bint _convolve_row(const floating* src, Py_ssize_t src_row_len,
                         const floating* kernel, const floating* bias,
                         floating* dst, Py_ssize_t out_width, Py_ssize_t n_channels,
                         Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_w,
@@ -30,13 +31,15 @@ cdef void _convolve_row(const floating* src, Py_ssize_t src_row_len,
     order, over all its pixels: every output pixel sums its products in raster
     order (as the NumPy fallback does, so both round alike), and consecutive
     additions go to different pixels instead of forming one dependency chain.
+    True when one of the sums (before the bias) was not finite.
     """
     cdef Py_ssize_t q, c, i, j, t, first = 0, n
     cdef Py_ssize_t row_len = out_width * n_channels
     cdef Py_ssize_t step = stride_w * n_channels
     cdef const floating* taps
     cdef floating* out
-    cdef floating weight
+    cdef floating weight, z
+    cdef bint found = False
     for t in range(row_len):
         dst[t] = 0
     # A stretch of STRIDED_CHUNK output pixels at a time, so that the input
@@ -54,106 +57,132 @@ cdef void _convolve_row(const floating* src, Py_ssize_t src_row_len,
         first += STRIDED_CHUNK
     for q in range(out_width):
         for c in range(n_channels):
-            dst[q * n_channels + c] = activate(dst[q * n_channels + c] + bias[c], activation)
+            z = dst[q * n_channels + c]
+            found = found or not (z - z == 0)       # NaN or infinite
+            dst[q * n_channels + c] = activate(z + bias[c], activation)
+    return found
 
 
-cdef void _convolve_row_dense(const floating* src, Py_ssize_t src_row_len,
-                              const floating* tiled, Py_ssize_t chunk,
-                              floating* dst, Py_ssize_t row_len, Py_ssize_t n_channels,
-                              Py_ssize_t kh, Py_ssize_t kw, int activation) noexcept nogil:
+cdef bint _convolve_row_dense(const floating* src, const Py_ssize_t* offsets, Py_ssize_t n_taps,
+                              const floating* tiled, Py_ssize_t chunk, floating* dst,
+                              Py_ssize_t row_len, int activation) noexcept nogil:
     """One output row at stride 1, in the same order of operations as ``_convolve_row``.
 
     At stride 1 the values a tap reads are contiguous, channels included, so
     the row is a sum of weighted, shifted stretches of the input rows, which
-    ``correlate`` (``_simd.h``) vectorises. ``tiled`` row ``tap`` holds that
-    tap's weights repeated along ``chunk`` values (``tiled[tap, q*C + c] =
-    K[c, i, j]``) and its last row the bias, likewise. The row goes ``chunk``
-    values at a time so that the weights stay in the first-level cache.
+    ``correlate_taps`` (``_simd.h``) vectorises. Tap ``k`` reads ``src + offsets[k]``
+    on; ``tiled`` row ``k`` holds its weights repeated along ``chunk`` values
+    (``tiled[k, q*C + c] = K[c, i, j]``) and row ``n_taps`` the bias, likewise.
+    The row goes ``chunk`` values at a time so that the weights stay in the
+    first-level cache. True when one of the sums was not finite.
     """
     cdef Py_ssize_t start = 0
+    cdef bint found = False
     while start < row_len:           # (a Cython range needs a constant step)
-        correlate(dst + start, src + start, src_row_len, tiled, chunk, kh, kw, n_channels,
-                  min(chunk, row_len - start), activation)
+        if correlate_taps(dst + start, src + start, offsets, n_taps, tiled, chunk,
+                          min(chunk, row_len - start), activation):
+            found = True
         start += chunk
+    return found
 
 
-cdef void _convolve_row_subsampled(const floating* src, Py_ssize_t src_row_len,
-                                   const floating* tiled, Py_ssize_t chunk, floating* full,
-                                   floating* dst, Py_ssize_t out_width, Py_ssize_t n_channels,
-                                   Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_w,
+cdef bint _convolve_row_subsampled(const floating* src, const Py_ssize_t* offsets,
+                                   Py_ssize_t n_taps, const floating* tiled, Py_ssize_t chunk,
+                                   floating* full, floating* dst, Py_ssize_t out_width,
+                                   Py_ssize_t n_channels, Py_ssize_t stride_w,
                                    int activation) noexcept nogil:
     """One output row at a small stride: the stride-1 row, every ``stride_w``-th pixel.
 
     A pixel of the stride-1 row is the same sum, in the same order, as the
     output pixel at its place, so computing the stride-1 row with the
-    vectorised ``correlate`` and keeping one pixel in ``stride_w`` gives the
+    vectorised ``correlate_taps`` and keeping one pixel in ``stride_w`` gives the
     same values as ``_convolve_row``; at a small stride it is much faster,
-    although it computes the pixels in between too. ``tiled`` is as for
-    ``_convolve_row_dense``; ``full`` holds ``chunk`` values.
+    although it computes the pixels in between too. ``offsets`` and
+    ``tiled`` are as for ``_convolve_row_dense``; ``full`` holds ``chunk``
+    values. True when one of the sums was not finite.
     """
     cdef Py_ssize_t first = 0, n, q, c, step = stride_w * n_channels
     cdef Py_ssize_t pixels = chunk // step        # output pixels per stretch
+    cdef bint found = False
     while first < out_width:
         n = min(pixels, out_width - first)
-        correlate(full, src + first * step, src_row_len, tiled, chunk, kh, kw, n_channels,
-                  (n - 1) * step + n_channels, activation)
+        if correlate_taps(full, src + first * step, offsets, n_taps, tiled, chunk,
+                          (n - 1) * step + n_channels, activation):
+            found = True
         for q in range(n):
             for c in range(n_channels):
                 dst[(first + q) * n_channels + c] = full[q * step + c]
         first += n
+    return found
 
 
 def convolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
              const floating[:, :, ::1] kernel not None, const floating[::1] bias not None,
-             floating[::1] dst, const Py_ssize_t[:, ::1] dst_geom,
-             const floating[:, ::1] tiled, floating[:, ::1] scratch, Py_ssize_t stride_h,
-             Py_ssize_t stride_w, int activation, int n_threads):
+             list dst not None, const Py_ssize_t[:, ::1] dst_geom,
+             const floating[:, ::1] tiled, const Py_ssize_t[:, ::1] taps,
+             floating[:, ::1] scratch, unsigned char[::1] nonfinite_rows not None,
+             Py_ssize_t stride_h, Py_ssize_t stride_w, int activation, int n_threads):
     """Convolve a batch of channels-last images packed in ``src`` into ``dst``.
 
-    ``src_geom`` and ``dst_geom`` describe the batch (see ``_batch.pxd``). The
-    output rows of all images are shared out between the threads in one
-    parallel loop. ``tiled`` is empty (``_convolve_row``, any stride), or the
-    kernel's taps and bias repeated along a chunk of a row: at stride 1 for
-    ``_convolve_row_dense``, at a larger stride (at least one pixel per
-    chunk) for ``_convolve_row_subsampled``, whose stride-1 rows thread ``k``
-    computes in ``scratch[k]`` (``tiled.shape[1]`` long).
+    ``src_geom`` and ``dst_geom`` describe the batch (see ``_batch.pxd``);
+    ``dst`` holds one ``(H, W, C)`` array per image, the outputs. The output
+    rows of all images are shared out between the threads in one parallel
+    loop. ``tiled`` is empty (``_convolve_row``, any stride, every tap), or
+    the weights of the taps to sum and the bias, repeated along a chunk of a
+    row (``tiled.shape[1]`` values), with ``taps[n, k]``, where tap ``k``
+    reads image ``n`` from a pixel (``i * W * C + j * C`` for tap ``(i, j)``):
+    at stride 1 for ``_convolve_row_dense``, at a larger stride (at least one
+    pixel per chunk) for ``_convolve_row_subsampled``, whose stride-1 rows
+    thread ``k`` computes in ``scratch[k]`` (``tiled.shape[1]`` long).
+    ``nonfinite_rows[row]`` receives 1 where a sum of that output row of the
+    batch (before the bias) was not finite, else 0.
     """
     cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
     cdef Py_ssize_t n_images = dst_geom.shape[0]
     cdef const Py_ssize_t* out_geom = &dst_geom[0, 0]
     cdef Py_ssize_t row, n, p, src_row_len, dst_row_len
     cdef const floating* tiled_taps = &tiled[0, 0] if tiled.shape[0] > 0 else NULL
-    assert fits(src_geom, n_channels, src.shape[0]) and fits(dst_geom, n_channels, dst.shape[0])
+    cdef Py_ssize_t n_taps = tiled.shape[0] - 1
+    cdef floating* row_out
+    cdef bint found
+    assert fits(src_geom, n_channels, src.shape[0]) and dst_geom.shape[1] == 4
     assert bias.shape[0] == n_channels and src_geom.shape[0] == n_images
-    assert tiled_taps == NULL or (tiled.shape[0] == kh * kw + 1
-                                  and tiled.shape[1] % n_channels == 0)
+    assert nonfinite_rows.shape[0] == batch_rows(out_geom, n_images)
+    assert tiled_taps == NULL or (n_taps >= 1 and tiled.shape[1] % n_channels == 0
+                                  and taps.shape[0] == n_images and taps.shape[1] == n_taps)
     assert tiled_taps == NULL or stride_w == 1 or (
         tiled.shape[1] >= stride_w * n_channels and scratch.shape[0] >= n_threads
         and scratch.shape[1] >= tiled.shape[1])
-    with nogil:
-        for row in prange(batch_rows(out_geom, n_images), num_threads=n_threads,
-                          schedule="static"):
-            n = image_of_row(out_geom, n_images, row)
-            p = row - dst_geom[n, FIRST_ROW]
-            src_row_len = src_geom[n, WIDTH] * n_channels
-            dst_row_len = dst_geom[n, WIDTH] * n_channels
-            if tiled_taps != NULL and stride_w > 1:
-                _convolve_row_subsampled(&src[src_geom[n, OFFSET] + p * stride_h * src_row_len],
-                                         src_row_len, tiled_taps, tiled.shape[1],
-                                         &scratch[threadid(), 0],
-                                         &dst[dst_geom[n, OFFSET] + p * dst_row_len],
-                                         dst_geom[n, WIDTH], n_channels, kh, kw, stride_w,
-                                         activation)
-            elif tiled_taps != NULL:
-                _convolve_row_dense(&src[src_geom[n, OFFSET] + p * stride_h * src_row_len],
-                                    src_row_len, tiled_taps, tiled.shape[1],
-                                    &dst[dst_geom[n, OFFSET] + p * dst_row_len],
-                                    dst_row_len, n_channels, kh, kw, activation)
-            else:
-                _convolve_row(&src[src_geom[n, OFFSET] + p * stride_h * src_row_len],
-                              src_row_len, &kernel[0, 0, 0], &bias[0],
-                              &dst[dst_geom[n, OFFSET] + p * dst_row_len],
-                              dst_geom[n, WIDTH], n_channels, kh, kw, stride_w, activation)
+    cdef floating** outputs = <floating**> PyMem_Malloc(n_images * sizeof(floating*))
+    if outputs == NULL:
+        raise MemoryError()
+    try:
+        image_pointers(dst, dst_geom, n_channels, outputs)
+        with nogil:
+            for row in prange(batch_rows(out_geom, n_images), num_threads=n_threads,
+                              schedule="static"):
+                n = image_of_row(out_geom, n_images, row)
+                p = row - dst_geom[n, FIRST_ROW]
+                src_row_len = src_geom[n, WIDTH] * n_channels
+                dst_row_len = dst_geom[n, WIDTH] * n_channels
+                row_out = outputs[n] + p * dst_row_len
+                if tiled_taps != NULL and stride_w > 1:
+                    found = _convolve_row_subsampled(
+                        &src[src_geom[n, OFFSET] + p * stride_h * src_row_len], &taps[n, 0],
+                        n_taps, tiled_taps, tiled.shape[1], &scratch[threadid(), 0], row_out,
+                        dst_geom[n, WIDTH], n_channels, stride_w, activation)
+                elif tiled_taps != NULL:
+                    found = _convolve_row_dense(
+                        &src[src_geom[n, OFFSET] + p * stride_h * src_row_len], &taps[n, 0],
+                        n_taps, tiled_taps, tiled.shape[1], row_out, dst_row_len, activation)
+                else:
+                    found = _convolve_row(
+                        &src[src_geom[n, OFFSET] + p * stride_h * src_row_len], src_row_len,
+                        &kernel[0, 0, 0], &bias[0], row_out, dst_geom[n, WIDTH], n_channels,
+                        kh, kw, stride_w, activation)
+                nonfinite_rows[row] = found
+    finally:
+        PyMem_Free(outputs)
 
 
 cdef double _sum_of_squares(const floating* fitted, const floating* target,

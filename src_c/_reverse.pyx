@@ -9,12 +9,14 @@ the others were solved by an earlier block. The caller has validated every
 shape; nothing here checks its input.
 """
 
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.math cimport fabs
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 
 from _simd cimport activate, solve_step
-from _batch cimport FIRST_ROW, HEIGHT, OFFSET, WIDTH, batch_rows, fits, image_of_row
+from _batch cimport (FIRST_ROW, HEIGHT, OFFSET, WIDTH, batch_rows, fits, image_of_row,
+                     image_pointers)
 
 
 cdef inline floating _solve_pixel(floating w, floating x, floating* total, double eps,
@@ -158,14 +160,15 @@ cdef void _solve_disjoint_row(const floating* tiled, const floating* x_row, floa
 
 def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
                const floating[:, :, ::1] kernel not None,
-               floating[::1] dst, const Py_ssize_t[:, ::1] dst_geom,
+               list dst not None, const Py_ssize_t[:, ::1] dst_geom,
                floating[:, ::1] scratch, Py_ssize_t[::1] tiled_for, Py_ssize_t chunk,
                Py_ssize_t n_channels,
                Py_ssize_t stride_h, Py_ssize_t stride_w, double eps, int activation,
                int n_threads):
     """Reverse-solve a batch of channels-last filtered images into ``dst``.
 
-    ``src_geom`` and ``dst_geom`` describe the batch (see ``_batch.pxd``).
+    ``src_geom`` and ``dst_geom`` describe the batch (see ``_batch.pxd``);
+    ``dst`` holds one ``(H, W, C)`` array per image, the outputs.
     Block rows are independent when ``stride_h >= kh``: the block rows of all
     images are then shared out between the threads in one parallel loop;
     otherwise each thread takes whole (image, channel) planes. When blocks
@@ -181,57 +184,66 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
     cdef const Py_ssize_t* in_geom = &src_geom[0, 0]
     cdef const Py_ssize_t* out_geom = &dst_geom[0, 0]
     cdef Py_ssize_t row, n, r, P, plane, c, in_w, row_len, k
-    assert fits(src_geom, n_channels, src.shape[0]) and fits(dst_geom, n_channels, dst.shape[0])
+    assert fits(src_geom, n_channels, src.shape[0]) and dst_geom.shape[0] == n_images
     assert kernel.shape[0] in (n_channels, n_images * n_channels)
     cdef bint gaps = stride_h > kh or stride_w > kw
     cdef bint border = False
     for n in range(n_images):
         border = border or (dst_geom[n, HEIGHT] > (src_geom[n, HEIGHT] - 1) * stride_h + kh
                             or dst_geom[n, WIDTH] > (src_geom[n, WIDTH] - 1) * stride_w + kw)
-    with nogil:
-        if gaps or border:     # pixels no block covers take their zoom value
-            for row in prange(batch_rows(out_geom, n_images), num_threads=n_threads,
-                              schedule="static"):
-                n = image_of_row(out_geom, n_images, row)
-                r = row - dst_geom[n, FIRST_ROW]
-                row_len = dst_geom[n, WIDTH] * n_channels
-                _zoom_uncovered_row(&src[src_geom[n, OFFSET]], src_geom[n, HEIGHT],
-                                    src_geom[n, WIDTH], &dst[dst_geom[n, OFFSET] + r * row_len],
-                                    r, dst_geom[n, WIDTH], n_channels, kh, kw,
-                                    stride_h, stride_w)
-        if stride_h >= kh:
-            for row in prange(batch_rows(in_geom, n_images), num_threads=n_threads,
-                              schedule="static"):
-                n = image_of_row(in_geom, n_images, row)
-                P = row - src_geom[n, FIRST_ROW]
-                in_w = src_geom[n, WIDTH]
-                row_len = dst_geom[n, WIDTH] * n_channels
-                if stride_w >= kw:
-                    k = threadid()
-                    if tiled_for[k] != n * (kernel_step != 0):
-                        _tile_kernel(weights + n * kernel_step, &scratch[k, 0], chunk,
-                                     n_channels, kh * kw, eps)
-                        tiled_for[k] = n * (kernel_step != 0)
-                    _solve_disjoint_row(&scratch[k, 0],
-                                        &src[src_geom[n, OFFSET] + P * in_w * n_channels],
-                                        &dst[dst_geom[n, OFFSET] + P * stride_h * row_len],
-                                        &scratch[k, 2 * kh * kw * chunk],
-                                        &scratch[k, (2 * kh * kw + 1) * chunk], chunk,
-                                        in_w, row_len, n_channels, kh, kw, stride_w, activation)
-                else:
-                    _solve_block_row(weights + n * kernel_step,
-                                     &src[src_geom[n, OFFSET] + P * in_w * n_channels],
-                                     &dst[dst_geom[n, OFFSET]], P, in_w, row_len, n_channels,
-                                     0, n_channels, kh, kw, stride_h, stride_w, eps, activation)
-        else:
-            for plane in prange(n_planes, num_threads=n_threads, schedule="static",
-                                chunksize=1):
-                n = plane // n_channels
-                c = plane % n_channels
-                in_w = src_geom[n, WIDTH]
-                for P in range(src_geom[n, HEIGHT]):
-                    _solve_block_row(weights + n * kernel_step,
-                                     &src[src_geom[n, OFFSET] + P * in_w * n_channels],
-                                     &dst[dst_geom[n, OFFSET]], P, in_w,
-                                     dst_geom[n, WIDTH] * n_channels, n_channels, c, c + 1,
-                                     kh, kw, stride_h, stride_w, eps, activation)
+    cdef floating** outputs = <floating**> PyMem_Malloc(n_images * sizeof(floating*))
+    if outputs == NULL:
+        raise MemoryError()
+    try:
+        image_pointers(dst, dst_geom, n_channels, outputs)
+        with nogil:
+            if gaps or border:     # pixels no block covers take their zoom value
+                for row in prange(batch_rows(out_geom, n_images), num_threads=n_threads,
+                                  schedule="static"):
+                    n = image_of_row(out_geom, n_images, row)
+                    r = row - dst_geom[n, FIRST_ROW]
+                    row_len = dst_geom[n, WIDTH] * n_channels
+                    _zoom_uncovered_row(&src[src_geom[n, OFFSET]], src_geom[n, HEIGHT],
+                                        src_geom[n, WIDTH], outputs[n] + r * row_len,
+                                        r, dst_geom[n, WIDTH], n_channels, kh, kw,
+                                        stride_h, stride_w)
+            if stride_h >= kh:
+                for row in prange(batch_rows(in_geom, n_images), num_threads=n_threads,
+                                  schedule="static"):
+                    n = image_of_row(in_geom, n_images, row)
+                    P = row - src_geom[n, FIRST_ROW]
+                    in_w = src_geom[n, WIDTH]
+                    row_len = dst_geom[n, WIDTH] * n_channels
+                    if stride_w >= kw:
+                        k = threadid()
+                        if tiled_for[k] != n * (kernel_step != 0):
+                            _tile_kernel(weights + n * kernel_step, &scratch[k, 0], chunk,
+                                         n_channels, kh * kw, eps)
+                            tiled_for[k] = n * (kernel_step != 0)
+                        _solve_disjoint_row(&scratch[k, 0],
+                                            &src[src_geom[n, OFFSET] + P * in_w * n_channels],
+                                            outputs[n] + P * stride_h * row_len,
+                                            &scratch[k, 2 * kh * kw * chunk],
+                                            &scratch[k, (2 * kh * kw + 1) * chunk], chunk,
+                                            in_w, row_len, n_channels, kh, kw, stride_w,
+                                            activation)
+                    else:
+                        _solve_block_row(weights + n * kernel_step,
+                                         &src[src_geom[n, OFFSET] + P * in_w * n_channels],
+                                         outputs[n], P, in_w, row_len, n_channels,
+                                         0, n_channels, kh, kw, stride_h, stride_w, eps,
+                                         activation)
+            else:
+                for plane in prange(n_planes, num_threads=n_threads, schedule="static",
+                                    chunksize=1):
+                    n = plane // n_channels
+                    c = plane % n_channels
+                    in_w = src_geom[n, WIDTH]
+                    for P in range(src_geom[n, HEIGHT]):
+                        _solve_block_row(weights + n * kernel_step,
+                                         &src[src_geom[n, OFFSET] + P * in_w * n_channels],
+                                         outputs[n], P, in_w,
+                                         dst_geom[n, WIDTH] * n_channels, n_channels, c, c + 1,
+                                         kh, kw, stride_h, stride_w, eps, activation)
+    finally:
+        PyMem_Free(outputs)

@@ -1,19 +1,28 @@
 /* The kernels' activation and vectorised inner loops (the stride-1
  * convolution, a step of the reverse solve, the Gram update of lstsq), in C.
  *
- * The loops are compiled twice where the compiler can: for AVX2 and for the
- * baseline instruction set, the right one picked once at load time (GCC /
- * clang target_clones on x86-64 Linux with glibc). The wheel thus stays
- * portable (no -march flag) and still uses 256-bit vectors on CPUs that have
- * them. Elsewhere REVDECONV_CLONES is empty and the baseline build is used.
- * The results are the same bit for bit either way: each sum is evaluated in
- * the order written, and FMA contraction is off (-ffp-contract=off in
- * setup.py), so wider vectors only do more of the same IEEE operations at
- * once. Building with REVDECONV_PORTABLE=1 (setup.py) compiles the plain C
- * loops that compilers without GCC vector types get instead (CI tests them).
+ * The wheel stays portable (no -march flag) and still uses the CPU's vectors:
+ * on x86-64 Linux with glibc, the loops are compiled twice, for AVX2 and for
+ * the baseline, the right one picked once at load time (GCC / clang
+ * target_clones), on 32-byte vectors; the stride-1 convolution's loop
+ * (revdeconv_correlate_taps), the hot one, is compiled once per vector width
+ * with a vector type of that width (16 bytes for the baseline, 32 for AVX2, 64
+ * for AVX-512F, the last unless setup.py found that the compiler cannot target
+ * it: REVDECONV_NO_AVX512), and each call takes the widest the CPU has
+ * (__builtin_cpu_supports). A clone of code written for 32-byte vectors would
+ * not use wider registers, and GCC splits vectors wider than the target's into
+ * slow code (ten times slower than the baseline's own width), hence a type per
+ * width.
+ * Elsewhere the baseline build is used. The results are the same bit for bit
+ * either way: each sum is evaluated in the order written, and FMA contraction
+ * is off (-ffp-contract=off in setup.py; no clone enables FMA either), so wider
+ * vectors only do more of the same IEEE operations at once. Building with
+ * REVDECONV_PORTABLE=1 (setup.py) compiles the plain C loops that compilers
+ * without GCC vector types get instead (CI tests them).
  *
  * Declared for Cython in _simd.pxd. The loops for one float type are in
- * _simd_typed.h, included below once for float and once for double.
+ * _simd_typed.h, included below once for float and once for double; the
+ * convolution's loop for one width is in _simd_correlate.h.
  */
 #ifndef REVDECONV_SIMD_H
 #define REVDECONV_SIMD_H
@@ -25,13 +34,18 @@
     && !defined(REVDECONV_PORTABLE)
 #if __has_attribute(target_clones)
 #define REVDECONV_CLONES __attribute__((target_clones("avx2", "default")))
+#define REVDECONV_DISPATCH 1 /* one instance per vector width, picked per call */
 #endif
 #endif
 #ifndef REVDECONV_CLONES
 #define REVDECONV_CLONES
 #endif
+#ifndef REVDECONV_DISPATCH
+#define REVDECONV_DISPATCH 0
+#endif
 
-/* GCC / clang vector types: 32 bytes of values per operation. */
+/* GCC / clang vector types: 32 bytes of values per operation (in the
+ * convolution's loop, the width of its instance). */
 #if defined(__GNUC__) && !defined(REVDECONV_PORTABLE)
 #define REVDECONV_VECTORS 1
 #else
@@ -67,12 +81,24 @@ enum revdeconv_activation {
         REVDECONV_ACTIVATE_VECTOR(v);            \
         memcpy(out + t0 + lanes * (k), &v, 32);  \
     } while (0)
+/* The end of revdeconv_correlate_taps's vector of sums v at t: + the bias, f, store. */
+#define REVDECONV_FINISH_AT(v, t)               \
+    do {                                        \
+        memcpy(&w, bias + (t), sizeof w);       \
+        v = v + w;                              \
+        REVDECONV_ACTIVATE_VECTOR(v);           \
+        memcpy(out + (t), &v, sizeof v);        \
+    } while (0)
 #endif
 
 /* revdeconv_NAME_float and revdeconv_NAME_double, from the same source. */
 #define REVDECONV_PASTE_(name, type) name##_##type
 #define REVDECONV_PASTE(name, type) REVDECONV_PASTE_(name, type)
 #define REVDECONV_TYPED(name) REVDECONV_PASTE(name, REVDECONV_T)
+/* revdeconv_NAME16_float ...: one instance per vector width (REVDECONV_BYTES). */
+#define REVDECONV_PASTE3_(name, bytes, type) name##bytes##_##type
+#define REVDECONV_PASTE3(name, bytes, type) REVDECONV_PASTE3_(name, bytes, type)
+#define REVDECONV_WIDE(name) REVDECONV_PASTE3(name, REVDECONV_BYTES, REVDECONV_T)
 
 #define REVDECONV_T float
 #define REVDECONV_MASK int /* an integer of the float's width */

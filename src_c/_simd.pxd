@@ -30,6 +30,12 @@ cdef extern from "_simd.h" nogil:
         double*, const double*, Py_ssize_t, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
         Py_ssize_t, Py_ssize_t, int) noexcept
 
+    int correlate_taps_f "revdeconv_correlate_taps_float" (
+        float*, const float*, const Py_ssize_t*, Py_ssize_t, const float*, Py_ssize_t,
+        Py_ssize_t, int) noexcept
+    int correlate_taps_d "revdeconv_correlate_taps_double" (
+        double*, const double*, const Py_ssize_t*, Py_ssize_t, const double*, Py_ssize_t,
+        Py_ssize_t, int) noexcept
 
 cdef inline floating activate(floating z, int activation) noexcept nogil:
     """``f(z)`` for the activation code ``activation``; NaN passes through."""
@@ -50,6 +56,19 @@ cdef inline void correlate(floating* out, const floating* src, Py_ssize_t src_ro
         correlate_f(out, src, src_row_len, weights, chunk, kh, kw, n_channels, n, activation)
     else:
         correlate_d(out, src, src_row_len, weights, chunk, kh, kw, n_channels, n, activation)
+
+
+cdef inline bint correlate_taps(floating* out, const floating* src, const Py_ssize_t* offsets,
+                                Py_ssize_t n_taps, const floating* weights, Py_ssize_t chunk,
+                                Py_ssize_t n, int activation) noexcept nogil:
+    """``out[t] = f(sum_k weights[k*chunk + t] * src[offsets[k] + t] + weights[n_taps*chunk
+    + t])`` for ``t < n``: the taps ``k < n_taps`` summed in order from 0, then the bias,
+    then the activation ``f``. True when one of the sums (before the bias) was not
+    finite, as a NaN or an infinity among the values read makes it."""
+    if floating is float:
+        return correlate_taps_f(out, src, offsets, n_taps, weights, chunk, n, activation)
+    else:
+        return correlate_taps_d(out, src, offsets, n_taps, weights, chunk, n, activation)
 
 
 cdef inline void solve_step(floating* totals, floating* values, const floating* x,

@@ -70,6 +70,85 @@ REVDECONV_TYPED(revdeconv_correlate)(REVDECONV_T *out, const REVDECONV_T *src,
     }
 }
 
+/* out[t] = f(sum over the taps k < n_taps, in order, of
+ * weights[k*chunk + t] * src[offsets[k] + t], then + weights[n_taps*chunk + t]
+ * (the bias)) for the t from t up to n, f the activation; returns nonzero when
+ * one of those sums (before the bias) was not finite. The plain loop of
+ * revdeconv_correlate_taps, and the end of its vector loops. */
+static inline int
+REVDECONV_TYPED(revdeconv_correlate_taps_from)(REVDECONV_T *out, const REVDECONV_T *src,
+                                               const Py_ssize_t *offsets, Py_ssize_t n_taps,
+                                               const REVDECONV_T *weights, Py_ssize_t chunk,
+                                               Py_ssize_t t, Py_ssize_t n, int activation) {
+    Py_ssize_t k;
+    int found = 0;
+    for (; t < n; t++) {
+        REVDECONV_T sum = 0;
+        for (k = 0; k < n_taps; k++)
+            sum = sum + weights[k * chunk + t] * src[offsets[k] + t];
+        found |= !(sum - sum == 0); /* NaN or infinite */
+        sum = sum + weights[n_taps * chunk + t];
+        out[t] = REVDECONV_TYPED(revdeconv_activate)(sum, activation);
+    }
+    return found;
+}
+
+/* Its vector loop, one instance per width (see _simd.h). */
+#if REVDECONV_VECTORS
+#define REVDECONV_BYTES 16
+#define REVDECONV_TARGET
+#include "_simd_correlate.h"
+#undef REVDECONV_BYTES
+#undef REVDECONV_TARGET
+#endif
+#if REVDECONV_DISPATCH
+#define REVDECONV_BYTES 32
+#define REVDECONV_TARGET __attribute__((target("avx2")))
+#include "_simd_correlate.h"
+#undef REVDECONV_BYTES
+#undef REVDECONV_TARGET
+#ifndef REVDECONV_NO_AVX512
+#define REVDECONV_BYTES 64
+#define REVDECONV_TARGET __attribute__((target("avx512f")))
+#include "_simd_correlate.h"
+#undef REVDECONV_BYTES
+#undef REVDECONV_TARGET
+#endif
+#endif
+
+/* out[t] = f(sum over the taps k < n_taps, in order from 0, of
+ * weights[k*chunk + t] * src[offsets[k] + t], then + weights[n_taps*chunk + t]
+ * (the bias)) for t < n, f the activation: a stretch of a row of a correlation
+ * that sums the taps chosen (those with a nonzero weight, say), offsets[k]
+ * being where tap k reads from the first value (i*row_len + j*C for tap
+ * (i, j)) and weights[k*chunk + t] its weight for value t's channel. Returns
+ * nonzero when one of the sums (before the bias) was not finite, which a NaN or
+ * an infinity among the values read makes it. With vector types, on the widest
+ * vectors the CPU has (see _simd.h). */
+static inline int
+REVDECONV_TYPED(revdeconv_correlate_taps)(REVDECONV_T *out, const REVDECONV_T *src,
+                                          const Py_ssize_t *offsets, Py_ssize_t n_taps,
+                                          const REVDECONV_T *weights, Py_ssize_t chunk,
+                                          Py_ssize_t n, int activation) {
+#if REVDECONV_DISPATCH
+#ifndef REVDECONV_NO_AVX512
+    if (__builtin_cpu_supports("avx512f"))
+        return REVDECONV_TYPED(revdeconv_correlate_taps64)(out, src, offsets, n_taps, weights,
+                                                           chunk, n, activation);
+#endif
+    if (__builtin_cpu_supports("avx2"))
+        return REVDECONV_TYPED(revdeconv_correlate_taps32)(out, src, offsets, n_taps, weights,
+                                                           chunk, n, activation);
+#endif
+#if REVDECONV_VECTORS
+    return REVDECONV_TYPED(revdeconv_correlate_taps16)(out, src, offsets, n_taps, weights, chunk,
+                                                       n, activation);
+#else
+    return REVDECONV_TYPED(revdeconv_correlate_taps_from)(out, src, offsets, n_taps, weights,
+                                                          chunk, 0, n, activation);
+#endif
+}
+
 /* One step of eq. 3 (SPEC section 4) for n independent pixels, one per block
  * (see _reverse.pyx): rest = totals[t] - w[t]*x[t], the pixel
  * v = f((x[t] - rest) / d[t]), or f(x[t]) where d[t] == 0, then

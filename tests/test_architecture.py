@@ -14,20 +14,21 @@ import revdeconv
 
 LAYERS = [
     # 0: checks, geometry, files, constants, the compiled kernels
-    {"_validation", "_layout", "io", "filters", "_version", "_build_info", "data",
-     "_convolve", "_learn", "_reverse", "_measure", "_openmp_helpers", "_restore"},
+    {"_validation", "_layout", "io", "_codecs", "filters", "_version", "_build_info", "data",
+     "_convolve", "_learn", "_reverse", "_measure", "_openmp_helpers", "_restore",
+     "_chunk_plan"},
     # 1: thread counts; images as the public functions take them
-    {"_threads", "_images"},
+    {"_threads", "_images", "_results"},
     # 2: the implementations, and the choice between them
     {"_numpy_backend", "_compiled_backend", "_restore_numpy", "_restore_compiled",
      "_backend", "_config"},
     # 3: the public functions
     {"convolution", "learning", "reverse", "metrics", "restoration"},
     # 4: many images, files of kernels, the experiment and the benchmark
-    {"batch", "kernel_file", "experiment", "report", "benchmark", "_bench_cases",
-     "bench_report"},
+    {"batch", "kernel_file", "experiment", "report", "_report_text", "_figures",
+     "benchmark", "_bench_cases", "bench_report", "chunked"},
     # 5: the command line
-    {"_runner", "cli", "__main__"},
+    {"_options", "_inputs", "_pixels", "_runner", "_bench_command", "cli", "__main__"},
     # 6: the package's namespace
     {"__init__"},
 ]

@@ -112,8 +112,8 @@ def test_mae_matches_metrics(stack, backend):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8, np.int16])
 def test_mae_of_pairs_of_any_shape_and_dtype(dtype, backend, rng):
-    # Pairs of different shapes and channel counts in one call; ints compared
-    # exactly, as metrics.mae compares them (no scaling).
+    # Pairs of different shapes and channel counts in one call; ints scaled by
+    # their dtype's maximum, as metrics.mae scales them.
     shapes = [(5, 7, 3), (9, 4), (1, 1, 1), (6, 11, 2)]
     images = [(rng.random(s) * 200).astype(dtype) for s in shapes]
     references = [(rng.random(s) * 200).astype(dtype) for s in shapes]

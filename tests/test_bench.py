@@ -41,12 +41,16 @@ def test_json_has_every_part_and_every_target(result):
     assert report["command"].startswith("revdeconv.benchmark.run_benchmark(size='paper'")
 
     cases = {row["case"] for row in report["rows"]}
-    assert cases == set(benchmark.KERNELS) | {benchmark.PIPELINE}
+    assert cases == set(benchmark.KERNELS) | set(benchmark.OUT_CASES) | {benchmark.PIPELINE}
     for row in report["rows"]:
         assert {"case", "implementation", "seconds", "images", "note"} <= set(row)
         assert (row["seconds"] is None) == bool(row["note"])
     numpy_rows = [r for r in report["rows"] if r["implementation"] == "numpy"]
-    assert len(numpy_rows) == len(cases) and all(r["seconds"] > 0 for r in numpy_rows)
+    assert len(numpy_rows) == len(cases) - len(benchmark.OUT_CASES)   # out=: compiled only
+    assert all(r["seconds"] > 0 for r in numpy_rows)
+    copy = [r for r in report["rows"] if r["case"] == benchmark.DECONVOLVE_OUT
+            and r["implementation"] == "np.copyto"]
+    assert len(copy) == 1 and copy[0]["seconds"] > 0
     pipeline = {r["implementation"]: r for r in report["rows"] if r["case"] == "batch pipeline"}
     assert pipeline["numpy"]["images"] == 4
 
@@ -62,6 +66,8 @@ def test_json_has_every_part_and_every_target(result):
     # one thread only: the 2-thread target cannot be decided, and says why
     assert "compiled 2T not run" in _not_measured(targets)[
         "batch pipeline: compiled 2T vs compiled 1T"]
+    assert "compiled 2T not run" in _not_measured(targets)[
+        f"{benchmark.CONVOLVE_S1_OUT}: compiled 2T vs compiled 1T"]
 
 
 def test_markdown_has_the_tables_and_a_mark_per_target(result):

@@ -21,7 +21,8 @@ import revdeconv
 import revdeconv.cli
 import revdeconv.io
 from revdeconv import filters
-from revdeconv.io import load_image, save_image
+from revdeconv import _pixels
+from revdeconv.io import load_image, read_image, save_image
 from revdeconv.kernel_file import load_kernel, save_kernel
 
 GOOD = ["float32.npy", "grey16.png", "grey8.png", "palette.png", "photo.jpg", "rgb.png",
@@ -39,7 +40,10 @@ DECONVOLVE_BAD = {name: reason for name, reason in BAD.items() if name != "tiny.
 COUNTS = {"filter": (len(GOOD), len(BAD), 0),
           "deconvolve": (len(DECONVOLVE_GOOD), len(DECONVOLVE_BAD), 0)}
 SUMMARY = re.compile(r"^revdeconv (\w+): (\d+) done, (\d+) failed"
-                     r"(?:, (\d+) skipped \(output exists; --overwrite to redo\))?$")
+                     r"(?:, (\d+) skipped \((?:output exists; --overwrite to redo|"
+                     r"no partner file)\))?$")
+#: Inputs whose outputs keep 16 bits (the others are 8-bit, or .npy data written at 8 bits).
+SIXTEEN_BIT = {"grey16"}
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -69,9 +73,20 @@ def failures(stderr, command):
     for line in stderr.splitlines():
         if line.startswith(prefix) and not SUMMARY.match(line):
             path, _, reason = line[len(prefix):].partition(": ")
+            if reason.startswith("skipped: "):          # left out, not failed (skips())
+                continue
             assert path not in reported, f"{path} reported twice"
             reported[path] = reason
     return reported
+
+
+def skips(stderr, command):
+    """{path: reason} of the ``revdeconv COMMAND: PATH: skipped: REASON`` lines."""
+    prefix = f"revdeconv {command}: "
+    return {path: reason[len("skipped: "):] for path, _, reason in
+            (line[len(prefix):].partition(": ") for line in stderr.splitlines()
+             if line.startswith(prefix))
+            if reason.startswith("skipped: ")}
 
 
 def read_input(path):
@@ -79,9 +94,27 @@ def read_input(path):
     return np.load(path) if str(path).endswith(".npy") else load_image(path)
 
 
-def quantized(values):
-    """What an 8-bit image file keeps of ``values``."""
-    return np.floor(np.clip(np.asarray(values, dtype=np.float64), 0, 1) * 255 + 0.5) / 255
+def as_command(function, path, kernel, **options):
+    """What ``filter`` (``function`` revdeconv.convolve) or ``deconvolve`` computes for
+    the input ``path``: the colour channels, and an image's alpha carried to the output
+    (--alpha keep: the block mean, or the zoom)."""
+    if str(path).endswith(".npy"):
+        return function(np.load(path), kernel, **options)
+    picture = read_image(path)
+    output = function(picture.pixels, kernel, **options)
+    if picture.alpha is None:
+        return output
+    stride = options.get("stride") or np.shape(kernel)[-2:]
+    alpha = (_pixels.block_mean(picture.alpha, np.shape(kernel)[-2:], stride)
+             if function is revdeconv.convolve
+             else _pixels.zoom_alpha(picture.alpha, stride, output.shape[:2]))
+    return _pixels.with_alpha(output, alpha)
+
+
+def quantized(values, bits=8):
+    """What an image file of ``bits`` bits keeps of ``values``."""
+    top = 2 ** bits - 1
+    return np.floor(np.clip(np.asarray(values, dtype=np.float64), 0, 1) * top + 0.5) / top
 
 
 def assert_output(path, expected, fmt):
@@ -94,7 +127,8 @@ def assert_output(path, expected, fmt):
     else:
         got = load_image(path)
         assert got.shape == expected.shape, f"{path}: shape {got.shape} != {expected.shape}"
-        np.testing.assert_allclose(got, quantized(expected), rtol=0, atol=1e-12,
+        bits = 16 if stem(os.path.basename(path)) in SIXTEEN_BIT else 8     # the input's
+        np.testing.assert_allclose(got, quantized(expected, bits), rtol=0, atol=1e-12,
                                    err_msg=str(path))
 
 
@@ -178,7 +212,7 @@ def test_filter_folder_processes_good_files_and_reports_bad_ones(mixed):
     out = mixed.root / "out"
     assert listing(out) == sorted(stem(name) + ".png" for name in GOOD)
     for name in GOOD:
-        expected = revdeconv.convolve(read_input(mixed.path / name), filters.BLUR)
+        expected = as_command(revdeconv.convolve, mixed.path / name, filters.BLUR)
         assert_output(out / (stem(name) + ".png"), expected, "png")
     reported = failures(run.stderr, "filter")
     assert set(reported) == {os.path.join("in", name) for name in BAD}
@@ -205,7 +239,7 @@ def test_filter_skips_existing_outputs_and_overwrite_redoes_them(mixed):
     assert summary(redo.stderr, "filter") == (len(GOOD), len(BAD), 0)
     assert all(os.stat(out / name).st_mtime_ns != old for name in listing(out))
     for name in GOOD:
-        expected = revdeconv.convolve(read_input(mixed.path / name), filters.EDGE)
+        expected = as_command(revdeconv.convolve, mixed.path / name, filters.EDGE)
         assert_output(out / (stem(name) + ".png"), expected, "png")
 
 
@@ -216,7 +250,7 @@ def test_filter_output_formats(mixed, fmt, suffix):
     assert run.returncode == 1
     assert listing(mixed.root / "out") == sorted(stem(name) + suffix for name in GOOD)
     for name in GOOD:
-        expected = revdeconv.convolve(read_input(mixed.path / name), filters.SHARPEN)
+        expected = as_command(revdeconv.convolve, mixed.path / name, filters.SHARPEN)
         assert_output(mixed.root / "out" / (stem(name) + suffix), expected, fmt)
 
 
@@ -238,7 +272,7 @@ def test_filter_with_json_kernel_file(mixed, rng):
     assert run.returncode == 1
     assert summary(run.stderr, "filter") == (len(GOOD), len(BAD), 0)
     for name in GOOD:
-        expected = revdeconv.convolve(read_input(mixed.path / name), kernel, stride=2,
+        expected = as_command(revdeconv.convolve, mixed.path / name, kernel, stride=2,
                                       bias=0.05, activation="relu")
         assert_output(mixed.root / "out" / (stem(name) + ".npy"), expected, "npy")
 
@@ -251,7 +285,7 @@ def test_filter_with_npy_kernel_and_options(mixed, rng):
     assert run.returncode == 1
     assert summary(run.stderr, "filter") == (len(GOOD), len(BAD), 0)
     for name in GOOD:
-        expected = revdeconv.convolve(read_input(mixed.path / name), kernel, stride=1,
+        expected = as_command(revdeconv.convolve, mixed.path / name, kernel, stride=1,
                                       activation="identity")
         assert_output(mixed.root / "out" / (stem(name) + ".npy"), expected, "npy")
 
@@ -261,13 +295,17 @@ def test_filter_three_channel_json_kernel_fails_only_other_channel_counts(mixed,
     save_kernel(mixed.root / "k3.json", kernel)
     run = cli("filter", mixed.folder, "--kernel", "k3.json", "--format", "npy",
               "--out", "out", cwd=mixed.root)
-    three = [n for n in GOOD if np.ndim(read_input(mixed.path / n)) == 3
-             and read_input(mixed.path / n).shape[2] == 3]
-    assert sorted(three) == ["float32.npy", "palette.png", "photo.jpg", "rgb.png"]
+    def colour_channels(name):          # rgba.png's alpha is carried, not filtered
+        image = np.load(mixed.path / name) if name.endswith(".npy") \
+            else read_image(mixed.path / name).pixels
+        return image.shape[2] if image.ndim == 3 else 1
+
+    three = [n for n in GOOD if colour_channels(n) == 3]
+    assert sorted(three) == ["float32.npy", "palette.png", "photo.jpg", "rgb.png", "rgba.png"]
     assert run.returncode == 1
     assert listing(mixed.root / "out") == sorted(stem(n) + ".npy" for n in three)
     for name in three:
-        expected = revdeconv.convolve(read_input(mixed.path / name), kernel)
+        expected = as_command(revdeconv.convolve, mixed.path / name, kernel)
         assert_output(mixed.root / "out" / (stem(name) + ".npy"), expected, "npy")
     others = set(GOOD) - set(three)
     assert set(failures(run.stderr, "filter")) == {os.path.join("in", n)
@@ -336,7 +374,7 @@ def test_filter_globs_and_missing_files(mixed):
 def test_learn_one_filter_per_pair(pairs):
     run = cli("learn", "--original", "orig", "--filtered", "filt", "--out", "k.json",
               cwd=pairs.root)
-    assert run.returncode == 1                      # the two files without a partner
+    assert run.returncode == 0, run.stderr          # files without a partner: skipped
     learned = load_kernel(pairs.root / "k.json")
     assert sorted(learned) == pairs.names
     for name in pairs.names:
@@ -345,12 +383,13 @@ def test_learn_one_filter_per_pair(pairs):
         np.testing.assert_array_equal(learned[name].bias, expected.bias)
         assert learned[name].stride == expected.stride == (3, 3)
         assert learned[name].activation == expected.activation == "clip"
-    reported = failures(run.stderr, "learn")
-    assert set(reported) == {os.path.join("orig", "lonely.png"),
-                             os.path.join("filt", "stray.npy")}
-    assert "no filtered file named 'lonely'" in reported[os.path.join("orig", "lonely.png")]
-    assert "no original file named 'stray'" in reported[os.path.join("filt", "stray.npy")]
-    assert summary(run.stderr, "learn") == (4, 2, 0)
+    assert failures(run.stderr, "learn") == {}
+    skipped = skips(run.stderr, "learn")
+    assert set(skipped) == {os.path.join("orig", "lonely.png"),
+                            os.path.join("filt", "stray.npy")}
+    assert "no filtered file named 'lonely'" in skipped[os.path.join("orig", "lonely.png")]
+    assert "no original file named 'stray'" in skipped[os.path.join("filt", "stray.npy")]
+    assert summary(run.stderr, "learn") == (4, 0, 2)
     assert "4 filters written to k.json" in run.stdout
 
 
@@ -372,7 +411,7 @@ def test_learn_options_bias_epochs_lr(pairs):
 def test_learn_lstsq(pairs):
     run = cli("learn", "--original", "orig", "--filtered", "filt", "--method", "lstsq",
               "--out", "k.json", cwd=pairs.root)
-    assert run.returncode == 1
+    assert run.returncode == 0, run.stderr
     learned = load_kernel(pairs.root / "k.json")
     for name in pairs.names:
         expected = learned_pair(pairs, name, method="lstsq")
@@ -399,26 +438,32 @@ def test_learn_shared_equals_learn_filter_on_the_sorted_lists(pairs, options, ke
     np.testing.assert_array_equal(learned.kernel, expected.kernel)
     np.testing.assert_array_equal(learned.bias, expected.bias)
     assert learned.stride == (3, 3)
-    # g and stray have no original among those given
-    assert set(failures(run.stderr, "learn")) == {os.path.join("filt", "g.npy"),
-                                                  os.path.join("filt", "stray.npy")}
-    assert run.returncode == 1
-    assert summary(run.stderr, "learn") == (3, 2, 0)
+    # g and stray have no original among those given: skipped, not failed
+    assert set(skips(run.stderr, "learn")) == {os.path.join("filt", "g.npy"),
+                                               os.path.join("filt", "stray.npy")}
+    assert failures(run.stderr, "learn") == {}
+    assert run.returncode == 0, run.stderr
+    assert summary(run.stderr, "learn") == (3, 0, 2)
     error = re.search(r"relative error against edge: (\S+)", run.stdout)
     assert error, run.stdout
     assert float(error.group(1)) == pytest.approx(
         revdeconv.metrics.filter_error(expected.kernel, filters.EDGE), abs=1e-6)
 
 
-def test_learn_shared_reports_a_pair_with_other_channels(pairs):
+def test_learn_shared_brings_a_grey_pair_to_colour(pairs):
+    """One filter over grey and colour pairs: the grey pair as three equal channels, as
+    ``experiment --images`` takes it (issue 12, point 7)."""
     run = cli("learn", "--original", "orig", "--filtered", "filt", "--shared",
               "--out", "k.json", cwd=pairs.root)
-    assert run.returncode == 1
-    reported = failures(run.stderr, "learn")
-    assert "channels" in reported[os.path.join("orig", "g.png")]
+    assert run.returncode == 0, run.stderr
+    assert failures(run.stderr, "learn") == {}
+
+    def colour(image):
+        return np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
+
     expected = revdeconv.learn_filter(
-        [load_image(pairs.orig / f"{n}.png") for n in "abc"],
-        [np.load(pairs.filt / f"{n}.npy") for n in "abc"])
+        [colour(load_image(pairs.orig / f"{n}.png")) for n in "abcg"],
+        [colour(np.load(pairs.filt / f"{n}.npy")) for n in "abcg"])
     np.testing.assert_array_equal(load_kernel(pairs.root / "k.json").kernel, expected.kernel)
 
 
@@ -439,10 +484,9 @@ def test_learn_reports_unreadable_and_mismatched_pairs(pairs):
               cwd=pairs.root)
     assert run.returncode == 1
     reported = failures(run.stderr, "learn")
-    assert os.path.join("orig", "broken.png") in reported
-    assert os.path.join("orig", "odd.png") in reported
+    assert set(reported) == {os.path.join("orig", "broken.png"), os.path.join("orig", "odd.png")}
     assert sorted(load_kernel(pairs.root / "k.json")) == pairs.names
-    assert summary(run.stderr, "learn") == (4, 4, 0)
+    assert summary(run.stderr, "learn") == (4, 2, 2)          # lonely and stray: skipped
 
 
 # -- deconvolve ----------------------------------------------------------------------
@@ -452,7 +496,7 @@ def kernel_set(pairs):
     """k.json: the filters `revdeconv learn` learned for each pair (lstsq)."""
     run = cli("learn", "--original", "orig", "--filtered", "filt", "--method", "lstsq",
               "--out", "k.json", cwd=pairs.root)
-    assert run.returncode == 1 and (pairs.root / "k.json").exists()
+    assert run.returncode == 0 and (pairs.root / "k.json").exists(), run.stderr
     return load_kernel(pairs.root / "k.json")
 
 
@@ -502,7 +546,7 @@ def test_deconvolve_with_a_named_kernel_and_png_output(mixed):
               "--out", "out", cwd=mixed.root)
     assert run.returncode == 1
     for name in DECONVOLVE_GOOD:
-        expected = revdeconv.deconvolve(read_input(mixed.path / name), filters.SHARPEN,
+        expected = as_command(revdeconv.deconvolve, mixed.path / name, filters.SHARPEN,
                                         eps=0.01)
         assert_output(mixed.root / "out" / (stem(name) + ".png"), expected, "png")
     reported = failures(run.stderr, "deconvolve")
@@ -620,9 +664,10 @@ def assert_whole_files_only(folder, fmt):
 def test_interrupted_run_leaves_whole_files_only_and_resumes(mixed, monkeypatch, capsys, fmt):
     out = mixed.root / "out"
     targets = failing_write(monkeypatch, 3, KeyboardInterrupt())
-    with pytest.raises(KeyboardInterrupt):
-        revdeconv.cli.main(["filter", str(mixed.path), "--kernel", "blur", "--format", fmt,
-                            "--out", str(out)])
+    # Ctrl-C: status 130 and one line, not a traceback (issue 12, point 4)
+    assert revdeconv.cli.main(["filter", str(mixed.path), "--kernel", "blur", "--format",
+                               fmt, "--out", str(out)]) == 130
+    assert "interrupted: 2 done" in capsys.readouterr().err.splitlines()[-1]
     assert len(targets) == 3
     written = assert_whole_files_only(out, fmt)
     assert sorted(written) == sorted(os.path.basename(t) for t in targets[:2])
@@ -635,7 +680,7 @@ def test_interrupted_run_leaves_whole_files_only_and_resumes(mixed, monkeypatch,
     assert summary(capsys.readouterr().err, "filter") == (len(GOOD) - 2, len(BAD), 2)
     assert len(assert_whole_files_only(out, fmt)) == len(GOOD)
     for name in GOOD:
-        expected = revdeconv.convolve(read_input(mixed.path / name), filters.BLUR)
+        expected = as_command(revdeconv.convolve, mixed.path / name, filters.BLUR)
         assert_output(out / (stem(name) + "." + fmt), expected, fmt)
 
 
@@ -666,9 +711,8 @@ def test_overwrite_interrupted_keeps_the_old_file(mixed, monkeypatch, capsys):
                                "--kernel", "blur", "--out", str(out)]) == 0
     before = (out / "rgb.png").read_bytes()
     failing_write(monkeypatch, 1, KeyboardInterrupt())
-    with pytest.raises(KeyboardInterrupt):
-        revdeconv.cli.main(["filter", str(mixed.path / "rgb.png"), "--kernel", "edge",
-                            "--overwrite", "--out", str(out)])
+    assert revdeconv.cli.main(["filter", str(mixed.path / "rgb.png"), "--kernel", "edge",
+                               "--overwrite", "--out", str(out)]) == 130
     assert listing(out) == ["rgb.png"]
     assert (out / "rgb.png").read_bytes() == before
 
@@ -766,7 +810,8 @@ def test_learn_reports_two_originals_with_one_stem(pairs):
     reported = failures(run.stderr, "learn")
     assert {os.path.join("orig", "a.jpg"), os.path.join("orig", "a.png")} & set(reported), \
         run.stderr
-    assert summary(run.stderr, "learn")[1] == 3     # lonely, stray and one of the two a's
+    assert summary(run.stderr, "learn")[1:] == (1, 2)   # one of the two a's; lonely and
+    #                                                     stray skipped
 
 
 def test_deconvolve_reports_two_inputs_with_one_stem(pairs, kernel_set):

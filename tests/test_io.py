@@ -175,12 +175,18 @@ def test_load_accepts_str_and_pathlib(tmp_path):
 @pytest.mark.parametrize("mode, array", [("I", np.array([[0, 1000, 70000, 2**31 - 1]], dtype=np.int32)),
                                          ("F", np.array([[0.0, 0.5, 2.5, -1.0]], dtype=np.float32))])
 def test_load_32bit_tiff_stays_in_unit_range(tmp_path, mode, array):
-    # load_image's docstring promises [0, 1] and _SCALE lists modes "I" and "F".
+    # load_image's docstring promises [0, 1]: outside values are clipped, with a warning
     path = tmp_path / f"{mode}.tif"
     Image.fromarray(array).save(path)
     with Image.open(path) as check:
         assert check.mode == mode
-    result = load_image(path)
+    if mode == "F":
+        with pytest.warns(UserWarning, match=r"\[-1, 2\.5\]"):
+            result = load_image(path)
+        assert result.dtype == np.float32         # the dtype policy: float32 stays float32
+        result = result.astype(np.float64)
+    else:
+        result = load_image(path)
     _check_float_image(result, array.shape)
 
 
@@ -364,9 +370,9 @@ SAVE_ERRORS = [
     ("inf", "x.png", np.array([[0.0, np.inf]]), {}, ValueError, "finite"),
     ("-inf", "x.png", np.array([[-np.inf, 0.0]]), {}, ValueError, "finite"),
     ("nan-rgb", "x.png", np.full((2, 2, 3), np.nan), {}, ValueError, "finite"),
-    ("bits16-rgb", "x.png", np.zeros((2, 2, 3)), {"bits": 16}, ValueError, "grey"),
-    ("bits16-la", "x.png", np.zeros((2, 2, 2)), {"bits": 16}, ValueError, "grey"),
-    ("bits16-rgba", "x.png", np.zeros((2, 2, 4)), {"bits": 16}, ValueError, "grey"),
+    ("bits16-rgb-jpeg", "x.jpg", np.zeros((2, 2, 3)), {"bits": 16}, OSError, "PNG or TIFF"),
+    ("bits16-rgba-bmp", "x.bmp", np.zeros((2, 2, 4)), {"bits": 16}, OSError, "PNG or TIFF"),
+    ("bits32-png", "x.png", np.zeros((2, 2)), {"bits": 32}, ValueError, "TIFF"),
     ("bits12", "x.png", np.zeros((2, 2)), {"bits": 12}, ValueError, "bits"),
     ("unknown-ext", "x.xyz", np.zeros((2, 2)), {}, ValueError, "format"),
     ("no-ext", "x", np.zeros((2, 2)), {}, ValueError, "format"),
@@ -397,7 +403,7 @@ def test_failed_save_keeps_existing_file(tmp_path):
     save_image(path, np.eye(3))
     before = path.read_bytes()
     with pytest.raises(ValueError):
-        save_image(path, np.zeros((3, 3, 3)), bits=16)
+        save_image(path, np.zeros((3, 3, 3)), bits=32)
     with pytest.raises(ValueError):
         save_image(path, np.full((3, 3), np.nan))
     jpeg = tmp_path / "keep.jpg"

@@ -38,6 +38,17 @@ def test_every_public_submodule_is_an_attribute(name):
     assert out.strip() == f"revdeconv.{name}"
 
 
+def test_any_public_module_of_the_package_is_reachable_and_private_ones_are_not():
+    import pkgutil
+    public = [m.name for m in pkgutil.iter_modules(revdeconv.__path__)
+              if not m.name.startswith("_")]
+    assert set(SUBMODULES) <= set(public)
+    out = _python("import revdeconv\n"        # (a private module is not imported for it)
+                  "print(hasattr(revdeconv, '_runner'), hasattr(revdeconv, '__main__'))\n"
+                  f"print([getattr(revdeconv, n).__name__ for n in {public!r}])")
+    assert out.split("\n")[:2] == ["False False", str([f"revdeconv.{n}" for n in public])]
+
+
 def test_dir_lists_the_submodules_and_unknown_names_still_raise_attribute_error():
     names = dir(revdeconv)
     assert set(SUBMODULES) <= set(names)

@@ -1,0 +1,430 @@
+# cython: language_level=3, cdivision=True
+"""The passes of ``revdeconv.restore``: the forward model ``A``, its adjoint,
+the Laplacian, gradient and divergence, and the solvers' updates, fused so
+that one pass over the rows does what one step needs.
+
+Layout (``revdeconv._restore_compiled`` builds it):
+
+- x-space (the restored images): flat channels-last buffers described by a
+  geometry table ``xg`` (``_batch.pxd``).
+- y-space (the filtered images): flat buffers in which each image has a border
+  of zeros, ``pad_h`` rows above and ``pad_w`` columns to the left and enough
+  below and to the right; ``yg[n, OFFSET]`` is the index of image n's pixel
+  (0, 0), ``ypitch[n]`` the values per padded row. The adjoint reads those
+  zeros instead of testing which blocks cover a pixel; only the interior is
+  ever written.
+- ``A`` is the valid, strided cross-correlation of SPEC section 2 without the
+  bias or activation; its taps are summed in raster order from 0. The adjoint
+  ``A^T`` gathers, for each pixel, the products of the blocks that cover it,
+  taps in reverse raster order (the raster order of the flipped kernel, which
+  makes it a correlation at stride 1): no atomics, and the NumPy fallback's
+  scatter adds the same products in the same order.
+- Sums (dot products, norms) are taken in double, row by row: ``sums[row]``
+  receives the row's sums, which the caller adds up row by row in a fixed
+  order, so no result depends on the number of threads.
+
+Per-system scalars (one per image and channel, ``n * C + c``, or one per
+image for the coupled TV) arrive in the images' float type. The caller has
+validated every shape; nothing here checks its input.
+"""
+
+from libc.math cimport sqrt
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+
+from _simd cimport correlate_taps, IDENTITY
+from _batch cimport FIRST_ROW, HEIGHT, OFFSET, WIDTH, batch_rows, fits, image_of_row
+
+
+cdef void _correlate_row(floating* out, const floating* src, const Py_ssize_t* offsets,
+                         Py_ssize_t n_taps, const floating* tiled, Py_ssize_t chunk,
+                         Py_ssize_t n) noexcept nogil:
+    """``out[t] = sum_k tiled[k, t] * src[offsets[k] + t]`` for ``t < n``, taps in order
+    from 0, by ``correlate_taps`` (``_simd.h``, vectorised), ``chunk`` values at a time;
+    ``tiled`` row ``n_taps`` is zeros (the bias it adds)."""
+    cdef Py_ssize_t start = 0
+    while start < n:           # (a Cython range needs a constant step)
+        correlate_taps(out + start, src + start, offsets, n_taps, tiled, chunk,
+                       min(chunk, n - start), IDENTITY)
+        start += chunk
+
+
+cdef void _forward_row(const floating* x, Py_ssize_t x_pitch, const floating* kernel,
+                       const floating* tiled, const Py_ssize_t* offsets, Py_ssize_t chunk,
+                       floating* out, Py_ssize_t out_w, Py_ssize_t n_channels, Py_ssize_t kh,
+                       Py_ssize_t kw, Py_ssize_t stride_w) noexcept nogil:
+    """One row of ``A x``; ``x`` points at the first x row it reads. ``tiled``
+    (stride 1 along rows, else NULL): the taps repeated along ``chunk`` values,
+    then a row of zeros; tap ``i * kw + j`` reads ``x + offsets[i * kw + j]``."""
+    cdef Py_ssize_t q, c, i, j
+    cdef floating total
+    if tiled != NULL:
+        _correlate_row(out, x, offsets, kh * kw, tiled, chunk, out_w * n_channels)
+        return
+    for q in range(out_w):
+        for c in range(n_channels):
+            total = 0
+            for i in range(kh):
+                for j in range(kw):
+                    total = total + kernel[(c * kh + i) * kw + j] * x[
+                        i * x_pitch + (q * stride_w + j) * n_channels + c]
+            out[q * n_channels + c] = total
+
+
+cdef void _adjoint_row(const floating* y, Py_ssize_t y_pitch, const floating* kernel,
+                       const floating* tiled, const Py_ssize_t* offsets, Py_ssize_t chunk,
+                       floating* out, Py_ssize_t r, Py_ssize_t out_w, Py_ssize_t n_channels,
+                       Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_h,
+                       Py_ssize_t stride_w) noexcept nogil:
+    """Row ``r`` of ``A^T y``; ``y`` points at the padded image's pixel (0, 0).
+
+    Pixel ``(r, col)`` gathers ``K[i, j] * y[(r - i) / sh, (col - j) / sw]`` over
+    the taps in its phase (``i = r mod sh``, ``j = col mod sw``), ``i`` then
+    ``j`` descending, from 0; blocks outside the image read the zero border.
+    The row is built tap by tap (each tap adds to the columns of its phase),
+    which adds the same products in the same order per pixel as a loop over
+    the pixels would, without its branches. At stride 1 that is a
+    correlation with the flipped kernel (``tiled``, ``offsets``).
+    """
+    cdef Py_ssize_t col, c, i, j, m, phase, shift, n_cols
+    cdef const floating* src
+    cdef floating* dst
+    cdef floating weight
+    if tiled != NULL:
+        _correlate_row(out, y + (r - (kh - 1)) * y_pitch - (kw - 1) * n_channels, offsets,
+                       kh * kw, tiled, chunk, out_w * n_channels)
+        return
+    for col in range(out_w * n_channels):
+        out[col] = 0
+    if r % stride_h >= kh:
+        return                                   # a row in a gap between blocks
+    i = r % stride_h + (kh - 1 - r % stride_h) // stride_h * stride_h
+    while i >= 0:
+        for j in range(kw - 1, -1, -1):
+            phase = j % stride_w                 # the columns this tap reaches
+            shift = j // stride_w                # ... from this many blocks back
+            n_cols = (out_w - phase + stride_w - 1) // stride_w
+            src = y + (r - i) // stride_h * y_pitch - shift * n_channels
+            for c in range(n_channels):
+                weight = kernel[(c * kh + i) * kw + j]
+                dst = out + phase * n_channels + c
+                for m in range(n_cols):
+                    dst[m * stride_w * n_channels] = (dst[m * stride_w * n_channels]
+                                                      + weight * src[m * n_channels + c])
+        i -= stride_h
+
+
+cdef inline floating _laplacian(const floating* v, Py_ssize_t t, Py_ssize_t pitch,
+                                Py_ssize_t n_channels, bint up, bint down, bint left,
+                                bint right) noexcept nogil:
+    """The graph Laplacian (Neumann border) at value ``t``: the differences to the
+    neighbours inside the image, added up, down, left, right."""
+    cdef floating total = 0, centre = v[t]
+    if up:
+        total = total + (v[t - pitch] - centre)
+    if down:
+        total = total + (v[t + pitch] - centre)
+    if left:
+        total = total + (v[t - n_channels] - centre)
+    if right:
+        total = total + (v[t + n_channels] - centre)
+    return total
+
+
+# --------------------------------------------------------------------------------------
+# Tikhonov: conjugate gradients on (A^T A + w R) x = A^T y, R = -Lap (order 1) or Lap^2
+
+
+def cg_forward(const floating[::1] p, floating[::1] u, const Py_ssize_t[:, ::1] xg,
+               floating[::1] t, const floating[::1] data, const Py_ssize_t[:, ::1] yg,
+               const Py_ssize_t[::1] ypitch, const floating[:, :, ::1] kernel not None,
+               const floating[:, ::1] tiled, const Py_ssize_t[:, ::1] taps,
+               Py_ssize_t stride_h, Py_ssize_t stride_w, bint subtract, double[:, ::1] sums_y, double[:, ::1] sums_x, int n_threads):
+    """``t = A p`` (``- data`` when ``subtract``) on the y rows and ``u = Lap p``
+    on the x rows. ``sums_y[row, c]``: ``t**2``; ``sums_x[row, c]``: ``u**2``,
+    ``sums_x[row, C + c]``: ``p * u``."""
+    cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
+    cdef Py_ssize_t n_images = xg.shape[0], row, n, r, k, c, col, at, x_pitch, width, height
+    cdef const floating* tiled_taps = &tiled[0, 0] if tiled.shape[0] > 0 else NULL
+    cdef floating* out
+    cdef floating value
+    cdef double total, other
+    assert fits(xg, n_channels, p.shape[0]) and fits(xg, n_channels, u.shape[0])
+    assert yg.shape[0] == n_images and ypitch.shape[0] == n_images
+    with nogil:
+        for row in prange(batch_rows(&yg[0, 0], n_images), num_threads=n_threads,
+                          schedule="static"):
+            n = image_of_row(&yg[0, 0], n_images, row)
+            r = row - yg[n, FIRST_ROW]
+            x_pitch = xg[n, WIDTH] * n_channels
+            out = &t[yg[n, OFFSET] + r * ypitch[n]]
+            _forward_row(&p[xg[n, OFFSET] + r * stride_h * x_pitch], x_pitch,
+                         &kernel[0, 0, 0], tiled_taps, &taps[n, 0], tiled.shape[1], out,
+                         yg[n, WIDTH], n_channels, kh, kw, stride_w)
+            # One channel at a time, so that the sums stay in registers.
+            for c in range(n_channels):
+                total = 0
+                for col in range(yg[n, WIDTH]):
+                    k = col * n_channels + c
+                    if subtract:
+                        out[k] = out[k] - data[yg[n, OFFSET] + r * ypitch[n] + k]
+                    total = total + <double>out[k] * out[k]
+                sums_y[row, c] = total
+        for row in prange(batch_rows(&xg[0, 0], n_images), num_threads=n_threads,
+                          schedule="static"):
+            n = image_of_row(&xg[0, 0], n_images, row)
+            r = row - xg[n, FIRST_ROW]
+            height = xg[n, HEIGHT]
+            width = xg[n, WIDTH] * n_channels
+            k = xg[n, OFFSET] + r * width
+            for c in range(n_channels):
+                total = 0
+                other = 0
+                for col in range(xg[n, WIDTH]):
+                    at = k + col * n_channels + c
+                    value = _laplacian(&p[0], at, width, n_channels, r > 0, r < height - 1,
+                                       col > 0, col < xg[n, WIDTH] - 1)
+                    u[at] = value
+                    total = total + <double>value * value
+                    other = other + <double>p[at] * value
+                sums_x[row, c] = total
+                sums_x[row, n_channels + c] = other
+
+
+def cg_adjoint(const floating[::1] t, const Py_ssize_t[:, ::1] yg,
+               const Py_ssize_t[::1] ypitch, const floating[::1] p, const floating[::1] u,
+               floating[::1] q, const Py_ssize_t[:, ::1] xg,
+               const floating[:, :, ::1] kernel not None, const floating[:, ::1] tiled,
+               const Py_ssize_t[:, ::1] taps, Py_ssize_t stride_h, Py_ssize_t stride_w,
+               const floating[::1] weight,
+               int order, floating[:, ::1] scratch, double[:, ::1] sums, int n_threads):
+    """``q = A^T t + w R p``, ``R p = -u`` (order 1, ``u = Lap p``) or ``Lap u``
+    (order 2), ``w = weight[n * C + c]``. ``sums[row, c]``: ``p * q``,
+    ``sums[row, C + c]``: ``q**2``."""
+    cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
+    cdef Py_ssize_t n_images = xg.shape[0], row, n, r, k, c, col, at, width, height
+    cdef const floating* tiled_taps = &tiled[0, 0] if tiled.shape[0] > 0 else NULL
+    cdef floating* aty
+    cdef floating value, regular, w
+    cdef double total, other
+    assert fits(xg, n_channels, q.shape[0]) and scratch.shape[0] >= n_threads
+    with nogil:
+        for row in prange(batch_rows(&xg[0, 0], n_images), num_threads=n_threads,
+                          schedule="static"):
+            n = image_of_row(&xg[0, 0], n_images, row)
+            r = row - xg[n, FIRST_ROW]
+            height = xg[n, HEIGHT]
+            width = xg[n, WIDTH] * n_channels
+            aty = &scratch[threadid(), 0]
+            _adjoint_row(&t[yg[n, OFFSET]], ypitch[n], &kernel[0, 0, 0], tiled_taps,
+                         &taps[n, 0], tiled.shape[1], aty, r, xg[n, WIDTH], n_channels, kh,
+                         kw, stride_h, stride_w)
+            k = xg[n, OFFSET] + r * width
+            for c in range(n_channels):
+                w = weight[n * n_channels + c]
+                total = 0
+                other = 0
+                for col in range(xg[n, WIDTH]):
+                    at = k + col * n_channels + c
+                    if order == 1:
+                        value = aty[col * n_channels + c] - w * u[at]
+                    else:
+                        regular = _laplacian(&u[0], at, width, n_channels, r > 0,
+                                             r < height - 1, col > 0, col < xg[n, WIDTH] - 1)
+                        value = aty[col * n_channels + c] + w * regular
+                    q[at] = value
+                    total = total + <double>p[at] * value
+                    other = other + <double>value * value
+                sums[row, c] = total
+                sums[row, n_channels + c] = other
+
+
+def cg_vectors(floating[::1] x, floating[::1] p, floating[::1] r, const floating[::1] q,
+               const Py_ssize_t[:, ::1] xg, const floating[::1] scale, int step,
+               Py_ssize_t n_channels, double[:, ::1] sums, int n_threads):
+    """The vector updates of CG, ``a = scale[n * C + c]``:
+
+    - step 0 (start): ``r = -q``, ``p = r``;
+    - step 1: ``x += a p``, ``r -= a q``;
+    - step 2: ``p = r + a p``.
+
+    ``sums[row, c]`` receives ``r**2`` (steps 0 and 1).
+    """
+    cdef Py_ssize_t n_images = xg.shape[0], row, n, k, c, col, width, first
+    cdef floating a
+    cdef double total
+    assert fits(xg, n_channels, x.shape[0]) and fits(xg, n_channels, q.shape[0])
+    with nogil:
+        for row in prange(batch_rows(&xg[0, 0], n_images), num_threads=n_threads,
+                          schedule="static"):
+            n = image_of_row(&xg[0, 0], n_images, row)
+            width = xg[n, WIDTH] * n_channels
+            first = xg[n, OFFSET] + (row - xg[n, FIRST_ROW]) * width
+            for c in range(n_channels):
+                a = scale[n * n_channels + c]
+                total = 0
+                for col in range(xg[n, WIDTH]):
+                    k = first + col * n_channels + c
+                    if step == 0:
+                        r[k] = -q[k]
+                        p[k] = r[k]
+                    elif step == 1:
+                        x[k] = x[k] + a * p[k]
+                        r[k] = r[k] - a * q[k]
+                    else:
+                        p[k] = r[k] + a * p[k]
+                    total = total + <double>r[k] * r[k]
+                sums[row, c] = total
+
+
+# --------------------------------------------------------------------------------------
+# TV: Chambolle-Pock on 0.5 ||A x - y||^2 + lam TV(x) over the valid range, A scaled to
+# norm <= 1 by the caller; TV couples the channels of a pixel (vectorial TV).
+
+
+def tv_dual(const floating[::1] x, const floating[::1] xbar, floating[::1] q0,
+            floating[::1] q1, const Py_ssize_t[:, ::1] xg, floating[::1] aold,
+            floating[::1] dual, const floating[::1] data, const Py_ssize_t[:, ::1] yg,
+            const Py_ssize_t[::1] ypitch, const floating[:, :, ::1] kernel not None,
+            const floating[:, ::1] tiled, const Py_ssize_t[:, ::1] taps, Py_ssize_t stride_h,
+            Py_ssize_t stride_w, const floating[::1] sigma, const floating[::1] lam, bint first, bint update,
+            floating[:, ::1] scratch, double[:, ::1] sums_y, double[::1] sums_x,
+            int n_threads):
+    """The dual step, and the primal objective of ``x`` (per image ``n``):
+
+    - y rows: ``a = A x``; ``a_bar = a`` on the first step, else ``2 a - aold``
+      (``= A xbar``); ``aold = a``; ``dual = (dual + s (a_bar - data)) / (1 + s)``,
+      ``s = sigma[n]``. ``sums_y[row]``: ``(a - data)**2``, ``dual**2``,
+      ``dual * data`` (``3 C`` values);
+    - x rows: ``(q0, q1) += s grad(xbar)``, then divided by
+      ``max(1, |(q0, q1)| / lam[n])``, the norm taken over the pixel's
+      channels; ``sums_x[row]``: the TV of ``x`` (sum of the coupled norms of its
+      gradient).
+
+    With ``update`` false only the sums of ``x`` are computed.
+    """
+    cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
+    cdef Py_ssize_t n_images = xg.shape[0], row, n, r, k, c, x_pitch, width, height, at, col
+    cdef const floating* tiled_taps = &tiled[0, 0] if tiled.shape[0] > 0 else NULL
+    cdef floating* ax
+    cdef floating a, a_bar, res, s, g0, g1, norm2, grad2, scale, norm
+    cdef double tv, total, other, third
+    assert fits(xg, n_channels, x.shape[0]) and scratch.shape[0] >= n_threads
+    with nogil:
+        for row in prange(batch_rows(&yg[0, 0], n_images), num_threads=n_threads,
+                          schedule="static"):
+            n = image_of_row(&yg[0, 0], n_images, row)
+            r = row - yg[n, FIRST_ROW]
+            x_pitch = xg[n, WIDTH] * n_channels
+            ax = &scratch[threadid(), 0]
+            _forward_row(&x[xg[n, OFFSET] + r * stride_h * x_pitch], x_pitch,
+                         &kernel[0, 0, 0], tiled_taps, &taps[n, 0], tiled.shape[1], ax,
+                         yg[n, WIDTH], n_channels, kh, kw, stride_w)
+            s = sigma[n]
+            at = yg[n, OFFSET] + r * ypitch[n]
+            for c in range(n_channels):
+                total = 0
+                other = 0
+                third = 0
+                for col in range(yg[n, WIDTH]):
+                    k = at + col * n_channels + c
+                    a = ax[col * n_channels + c]
+                    res = a - data[k]
+                    total = total + <double>res * res
+                    if update:
+                        a_bar = a if first else 2 * a - aold[k]
+                        aold[k] = a
+                        dual[k] = (dual[k] + s * (a_bar - data[k])) / (1 + s)
+                        other = other + <double>dual[k] * dual[k]
+                        third = third + <double>dual[k] * data[k]
+                sums_y[row, c] = total
+                sums_y[row, n_channels + c] = other
+                sums_y[row, 2 * n_channels + c] = third
+        for row in prange(batch_rows(&xg[0, 0], n_images), num_threads=n_threads,
+                          schedule="static"):
+            n = image_of_row(&xg[0, 0], n_images, row)
+            r = row - xg[n, FIRST_ROW]
+            height = xg[n, HEIGHT]
+            width = xg[n, WIDTH] * n_channels
+            s = sigma[n]
+            tv = 0
+            for col in range(xg[n, WIDTH]):
+                at = xg[n, OFFSET] + r * width + col * n_channels
+                grad2 = 0
+                norm2 = 0
+                for c in range(n_channels):
+                    k = at + c
+                    g0 = x[k + width] - x[k] if r < height - 1 else 0
+                    g1 = x[k + n_channels] - x[k] if col < xg[n, WIDTH] - 1 else 0
+                    grad2 = grad2 + (g0 * g0 + g1 * g1)
+                    if update:
+                        g0 = xbar[k + width] - xbar[k] if r < height - 1 else 0
+                        g1 = xbar[k + n_channels] - xbar[k] if col < xg[n, WIDTH] - 1 else 0
+                        q0[k] = q0[k] + s * g0
+                        q1[k] = q1[k] + s * g1
+                        norm2 = norm2 + (q0[k] * q0[k] + q1[k] * q1[k])
+                norm = sqrt(grad2)           # rounded to the float type, as NumPy's
+                tv = tv + norm
+                if update:
+                    norm = sqrt(norm2)
+                    scale = norm / lam[n]
+                    scale = 1 if scale < 1 else scale     # (a select; / 1 changes nothing)
+                    for c in range(n_channels):
+                        q0[at + c] = q0[at + c] / scale
+                        q1[at + c] = q1[at + c] / scale
+            sums_x[row] = tv
+
+
+def tv_primal(floating[::1] x, floating[::1] xbar, const floating[::1] q0,
+              const floating[::1] q1, const Py_ssize_t[:, ::1] xg, const floating[::1] dual,
+              const Py_ssize_t[:, ::1] yg, const Py_ssize_t[::1] ypitch,
+              const floating[:, :, ::1] kernel not None, const floating[:, ::1] tiled,
+              const Py_ssize_t[:, ::1] taps, Py_ssize_t stride_h, Py_ssize_t stride_w,
+              const floating[::1] tau,
+              floating lo, floating hi, floating[:, ::1] scratch, double[:, ::1] sums,
+              int n_threads):
+    """The primal step: ``z = A^T dual - div(q0, q1)``; ``x_new = clamp(x - tau[n] z,
+    lo, hi)``; ``xbar = 2 x_new - x``; ``x = x_new``. ``sums[row]``:
+    ``(x_new - x)**2``, ``max(-z, 0)`` and ``x_new**2`` (``3 C`` values)."""
+    cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
+    cdef Py_ssize_t n_images = xg.shape[0], row, n, r, k, c, col, width, first
+    cdef const floating* tiled_taps = &tiled[0, 0] if tiled.shape[0] > 0 else NULL
+    cdef floating* aty
+    cdef floating z, dv, dh, new, step, change
+    cdef double total, other, third
+    assert fits(xg, n_channels, x.shape[0]) and scratch.shape[0] >= n_threads
+    with nogil:
+        for row in prange(batch_rows(&xg[0, 0], n_images), num_threads=n_threads,
+                          schedule="static"):
+            n = image_of_row(&xg[0, 0], n_images, row)
+            r = row - xg[n, FIRST_ROW]
+            width = xg[n, WIDTH] * n_channels
+            aty = &scratch[threadid(), 0]
+            _adjoint_row(&dual[yg[n, OFFSET]], ypitch[n], &kernel[0, 0, 0], tiled_taps,
+                         &taps[n, 0], tiled.shape[1], aty, r, xg[n, WIDTH], n_channels, kh,
+                         kw, stride_h, stride_w)
+            step = tau[n]
+            first = xg[n, OFFSET] + r * width
+            for c in range(n_channels):
+                total = 0
+                other = 0
+                third = 0
+                for col in range(xg[n, WIDTH]):
+                    k = first + col * n_channels + c
+                    dv = q0[k] - q0[k - width] if r > 0 else q0[k]
+                    dh = q1[k] - q1[k - n_channels] if col > 0 else q1[k]
+                    z = aty[col * n_channels + c] - (dv + dh)
+                    # Selects, not branches: which way they go depends on the data.
+                    new = x[k] - step * z
+                    new = lo if new < lo else new
+                    new = hi if new > hi else new
+                    xbar[k] = 2 * new - x[k]
+                    change = new - x[k]
+                    total = total + <double>change * change
+                    z = -z if z < 0 else 0
+                    other = other + z
+                    third = third + <double>new * new
+                    x[k] = new
+                sums[row, c] = total
+                sums[row, n_channels + c] = other
+                sums[row, 2 * n_channels + c] = third
