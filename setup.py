@@ -42,23 +42,6 @@ OPENMP_PROBE = textwrap.dedent(
 )
 
 
-# What src_c/_simd.h compiles for CPUs with AVX-512F: a function for that target,
-# on 64-byte vectors, and the check of the CPU.
-AVX512_PROBE = textwrap.dedent(
-    """
-    #include <string.h>
-    __attribute__((target("avx512f"))) void twice(float *p) {
-        typedef float vec __attribute__((vector_size(64)));
-        vec v;
-        memcpy(&v, p, sizeof v);
-        v = v + v;
-        memcpy(p, &v, sizeof v);
-    }
-    int has_avx512f(void) { return __builtin_cpu_supports("avx512f"); }
-    """
-)
-
-
 def _flag_set(name):
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
@@ -92,21 +75,6 @@ def openmp_flags(compiler):
     return None
 
 
-def avx512_compiles(compiler):
-    """Whether the compiler (and its assembler) builds the AVX-512F code of _simd.h."""
-    tmp = tempfile.mkdtemp(prefix="revdeconv-avx512-")
-    try:
-        source = os.path.join(tmp, "probe.c")
-        with open(source, "w") as f:
-            f.write(AVX512_PROBE)
-        compiler.compile([source], output_dir=tmp)
-        return True
-    except Exception:  # any compile failure means "no AVX-512 instance"
-        return False
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 class BuildExt(build_ext):
     """build_ext that adds OpenMP flags when the compiler supports them."""
 
@@ -137,14 +105,9 @@ class BuildExt(build_ext):
         base = []
         if self.compiler.compiler_type != "msvc":
             base = ["-ffp-contract=off"] + (["-O0", "-g", "-UNDEBUG"] if DEBUG else ["-g0"])
-        # The AVX-512F instance of the convolution's loop (src_c/_simd.h), where the
-        # compiler can build it (x86-64 compilers not too old).
-        wide = [] if self.compiler.compiler_type == "msvc" or PORTABLE or avx512_compiles(
-            self.compiler) else [("REVDECONV_NO_AVX512", None)]
         for ext in self.extensions:
             ext.extra_compile_args = base + (flags[0] if flags else [])
             ext.extra_link_args = flags[1] if flags else []
-            ext.define_macros = ext.define_macros + wide
         super().build_extensions()
 
     def _write_build_info(self, flags, note):

@@ -20,9 +20,10 @@ from functools import partial
 
 import numpy as np
 
-from . import _backend, _threads, batch, data, filters
+from . import _backend, _restoration_cases, _threads, batch, data, filters, metrics
 from .convolution import convolve
 from .learning import learn_filter
+from .restoration import restore
 from .reverse import deconvolve
 
 CONVOLVE_S1 = "convolve 3x3 stride 1"
@@ -37,6 +38,28 @@ KERNELS = (CONVOLVE_S1, CONVOLVE_S3, LEARN_SGD, LEARN_LSTSQ, DECONVOLVE)
 CONVOLVE_S1_OUT = "convolve 3x3 stride 1, out="
 DECONVOLVE_OUT = "deconvolve stride 3, out="
 OUT_CASES = (CONVOLVE_S1_OUT, DECONVOLVE_OUT)
+#: ``restore`` at its defaults (TV) on a natural image blurred by a Gaussian 5x5,
+#: noise 0.01, 8 bits, against scikit-image's Wiener and Richardson-Lucy; and one TV
+#: iteration (``tol=0``, :data:`RESTORE_ITERATIONS` of them, one thread).
+RESTORE = "restore TV stride 1"
+RESTORE_ITERATION = "restore one TV iteration"
+RESTORE_CASES = (RESTORE, RESTORE_ITERATION)
+RESTORE_ITERATIONS = 50
+#: The restore image: a crop of the bundled samples tiled (rows, columns).
+RESTORE_SIZES = {"paper": (180, 250), "1080p": (512, 512), "4k": (512, 512)}
+#: scikit-image's Wiener ``balance`` (the best on the samples at this noise,
+#: bench/RESTORE.md) and Richardson-Lucy's iterations.
+WIENER_BALANCE = 0.01
+RL_ITERATIONS = 30
+WIENER = "skimage wiener"
+RICHARDSON_LUCY = f"skimage richardson_lucy {RL_ITERATIONS}"
+#: (name, case, unit, limit, at_most) of the targets not a speed ratio; see
+#: :func:`restore_measures`.
+RESTORE_TARGETS = (
+    ("restore: one TV iteration, 1 thread", RESTORE_ITERATION, "ms per million values",
+     30, True),
+    (f"restore: PSNR above {RICHARDSON_LUCY}", RESTORE, "dB", 0, False),
+)
 
 #: Image sizes (rows, columns) of the kernel benchmark; the images are RGB float32.
 SIZES = {"paper": (180, 250), "1080p": (1080, 1920), "4k": (2160, 3840)}
@@ -60,6 +83,8 @@ SPEED_TARGETS = (
     (DECONVOLVE, "compiled", "numpy", 10),
     (PIPELINE, "compiled", "numpy", 100),
     (PIPELINE, "compiled 2T", "compiled 1T", 1.7),
+    (RESTORE, "compiled", "numpy", 20),
+    (RESTORE, "compiled", RICHARDSON_LUCY, 1),
 )
 #: A compiled kernel may hold at most this times (input + output) at its peak.
 MEMORY_LIMIT = 1.10
@@ -89,11 +114,20 @@ class TimingRow:
     images: int = 1
     runs: int = 0
     note: str = ""
+    values: int = 0               # restore: values of the image (``images``: iterations)
+    psnr: object = None           # restore: dB against the original
 
     @property
     def per_image(self):
-        """Seconds per image, or None."""
+        """Seconds per image (restore: per call, or per iteration), or None."""
         return None if self.seconds is None else self.seconds / self.images
+
+    @property
+    def ms_per_million(self):
+        """Restore: milliseconds per million values of the image, or None."""
+        if self.seconds is None or not self.values:
+            return None
+        return self.per_image / (self.values / 1e6) * 1e3
 
 
 @dataclass(frozen=True)
@@ -198,6 +232,8 @@ class _Job:
     images: int = 1
     context: object = contextlib.nullcontext    # set up around the timed runs
     note: str = ""
+    values: int = 0
+    psnr: object = None           # a callable giving the PSNR, after the warm-up
 
     def time_once(self):
         """Seconds of one run of ``call`` (in ``context``)."""
@@ -225,7 +261,8 @@ def _time_case(jobs, step):
             if not job.note and round_ < job.repeat:
                 best[k] = min(best[k], job.time_once())
     return [TimingRow(job.case, job.implementation, note=job.note) if job.note else
-            TimingRow(job.case, job.implementation, best[k], job.images, job.repeat)
+            TimingRow(job.case, job.implementation, best[k], job.images, job.repeat,
+                      values=job.values, psnr=job.psnr() if job.psnr else None)
             for k, job in enumerate(jobs)]
 
 
@@ -320,7 +357,7 @@ def _out_jobs(image, threads, repeat):
     yield _Job(DECONVOLVE_OUT, "np.copyto", call, repeat, warmup=call)
 
 
-def _jobs(image, stack, threads, repeat, numpy_images):
+def _jobs(image, stack, threads, repeat, numpy_images, size):
     """Every timing, case by case: compiled per thread count, NumPy, peers."""
     for case, call, _ in _kernel_calls(image):
         for t in threads:
@@ -341,6 +378,49 @@ def _jobs(image, stack, threads, repeat, numpy_images):
                    note=_compiled_missing(t))
     subset = stack[:numpy_images]
     yield _Job(PIPELINE, "numpy", partial(pipeline, subset, "numpy", None), images=len(subset))
+    yield from _restore_jobs(size, threads, repeat)
+
+
+def restore_image(size):
+    """The natural RGB float32 image of the restore cases: the bundled samples tiled,
+    cropped to ``RESTORE_SIZES[size]``."""
+    rows, cols = RESTORE_SIZES[size]
+    samples = data.samples()
+    band = np.concatenate(samples * -(-cols // samples[0].shape[1]), axis=1)[:, :cols]
+    flipped = [band, band[::-1]]                  # no seam of one sample against itself
+    tall = np.concatenate([flipped[k % 2] for k in range(-(-rows // band.shape[0]))], axis=0)
+    return np.ascontiguousarray(tall[:rows], dtype=np.float32)
+
+
+def _restore_jobs(size, threads, repeat):
+    """``restore`` (defaults) per thread count and on NumPy (once), scikit-image's Wiener
+    and Richardson-Lucy on the same blurred image, each with its PSNR; one TV
+    iteration on one thread."""
+    original = restore_image(size)
+    kernel = _restoration_cases.BLURS["Gaussian 5x5"]
+    blurred = _restoration_cases.blurred([original], kernel, 0.01)[0].astype(np.float32)
+    made = {}
+
+    def job(implementation, call, runs, missing="", **extra):
+        def warmup():
+            made[implementation] = call()
+        return _Job(RESTORE, implementation, call, runs, warmup, note=missing,
+                    values=original.size, psnr=lambda: metrics.psnr(original, made[
+                        implementation]), **extra)
+    for t in threads:
+        yield job(f"compiled {t}T", partial(restore, blurred, kernel, stride=1,
+                                            backend="compiled", n_threads=t), repeat,
+                  _compiled_missing(t))
+    yield job("numpy", partial(restore, blurred, kernel, stride=1, backend="numpy"), 1)
+    missing = "" if _optional("skimage.restoration") else "scikit-image not installed"
+    yield job(WIENER, partial(_restoration_cases.wiener, blurred, kernel, WIENER_BALANCE),
+              repeat, missing)
+    yield job(RICHARDSON_LUCY, partial(_restoration_cases.richardson_lucy, blurred, kernel,
+                                       RL_ITERATIONS), repeat, missing)
+    call = partial(restore, blurred, kernel, stride=1, method="tv", tol=0, n_threads=1,
+                   max_iter=RESTORE_ITERATIONS, backend="compiled")
+    yield _Job(RESTORE_ITERATION, "compiled 1T", call, repeat, warmup=call,
+               images=RESTORE_ITERATIONS, values=original.size, note=_compiled_missing(1))
 
 
 def _nbytes(value):

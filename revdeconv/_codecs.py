@@ -34,6 +34,9 @@ class ImageReadError(OSError):
         self.reason = reason
         super().__init__(f"cannot read image {self.path!r}: {reason}")
 
+    def __reduce__(self):               # pickle (to and from other processes) by its own
+        return type(self), (self.path, self.reason), self.__dict__   # not OSError's args
+
 
 class Decoded(NamedTuple):
     """What a reader found: float pixels in [0, 1] (alpha last when ``has_alpha``)."""
@@ -255,6 +258,25 @@ def tifffile_module():
     except ImportError:
         return None
     return tifffile
+
+
+def tiff_bytes(path):
+    """Bytes the pixels of every page of a TIFF take as :func:`decode` gives them, from
+    its headers (nothing is decoded); None when ``path`` is not a TIFF or tifffile is
+    not installed."""
+    with reading(path):
+        tifffile = tifffile_module()
+        if tifffile is None or _magic(path)[:4] not in _TIFF:
+            return None
+        with tifffile.TiffFile(os.fspath(path)) as tif:
+            total = 0
+            for index in _tiff_pages(tif):
+                page = tif.pages[index]
+                dtype = np.dtype(page.dtype or np.float64)
+                # a palette page becomes RGB(A); floats stay float32 (from float16)
+                values = int(np.prod(page.shape)) * (4 if int(page.photometric) == 3 else 1)
+                total += values * (4 if dtype.kind == "f" and dtype.itemsize <= 4 else 8)
+            return total
 
 
 def _tiff_pages(tif):

@@ -88,9 +88,9 @@ def _padded_rows(n_rows, row_len, dtype):
 def _taps(kernel, nonfinite):
     """The taps ``i * kw + j`` the convolution sums, in raster order: every one, or
     with ``nonfinite="raise"`` those with a nonzero weight in some channel (at
-    least one). Leaving out ``0 * x`` changes no sum when ``x`` is finite (the sum
-    starts at +0 and adding a zero to it changes nothing, not even the sign of a
-    zero), and with ``"raise"`` the images are finite, or the call raises."""
+    least one). Leaving out ``0 * x`` changes no sum when ``x`` is finite: the sum
+    starts at +0, is never -0, and adding a zero of either sign to it changes
+    nothing; with ``"raise"`` the images are finite, or the call raises."""
     n_channels, kh, kw = kernel.shape
     if nonfinite != "raise":
         return np.arange(kh * kw)

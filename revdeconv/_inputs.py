@@ -22,8 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from ._codecs import tiff_bytes
+
 #: Bytes of one pixel value as the commands compute it (float64).
 VALUE_BYTES = 8
+#: Bytes counted per byte of a file whose headers do not say its pixels' size: an
+#: 8-bit image compressed 4:1 (more than lossless compression gives a photograph).
+UNKNOWN_BYTES = 4 * VALUE_BYTES
 
 
 def natural(path):
@@ -198,19 +203,27 @@ def case_insensitive(folder):
 
 def footprint(path):
     """Bytes the pixels of the file at ``path`` take as the commands compute them
-    (float64; float32 ``.npy`` stays float32), from its header: nothing is decoded.
-    0 when the header cannot be read (reading the file will say why)."""
+    (float64; float32 ``.npy`` and float TIFFs stay float32), from its headers (a
+    TIFF's through tifffile, every page): nothing is decoded. When no header says
+    (tifffile missing for a TIFF Pillow cannot open, a damaged file), the file's
+    size times :data:`UNKNOWN_BYTES`; 0 for a missing file."""
     try:
         if path.lower().endswith(".npy"):
             array = np.load(path, mmap_mode="r", allow_pickle=False)
             itemsize = 4 if array.dtype == np.float32 else VALUE_BYTES
             return int(array.size) * itemsize
+        counted = tiff_bytes(path)
+        if counted is not None:
+            return counted
         with Image.open(path) as image:
             bands = 4 if image.mode in ("P", "PA") else len(image.getbands())
             pages = getattr(image, "n_frames", 1)
             return image.width * image.height * bands * VALUE_BYTES * pages
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
-        return 0
+        try:
+            return os.path.getsize(path) * UNKNOWN_BYTES
+        except OSError:
+            return 0
 
 
 def reason(exc):

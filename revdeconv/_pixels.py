@@ -60,6 +60,9 @@ class Page(str):
         new.page, new.pages = page, pages        # (not index, count: str methods)
         return new
 
+    def __getnewargs__(self):           # pickles (to a worker process) with its page
+        return self.file, self.page, self.pages
+
     @property
     def file(self):
         return str.__str__(self)
@@ -76,6 +79,14 @@ class Page(str):
 
     def __repr__(self):
         return f"Page({self.file!r}, {self.page}, {self.pages})"
+
+
+def absolute(path):
+    """``path`` made absolute, a :class:`Page` still a page: the file as a process in
+    another working folder (a cluster's worker) names it."""
+    if isinstance(path, Page):
+        return Page(os.path.abspath(path.file), path.page, path.pages)
+    return os.path.abspath(path)
 
 
 def key(path):

@@ -106,7 +106,8 @@ def workspace(data, x0, kernel, stride, method, n_threads):
     ws.n_threads = n_threads
     ws.work = x_size * (kh * kw // (stride[0] * stride[1]) + 8)
     widest = max(max(w for _, w in x_shapes), max(w for _, w in y_shapes)) * n_channels
-    ws.scratch = _padded_rows(n_threads, widest, dtype)
+    ws.scratch = _padded_rows(n_threads, 2 * widest, dtype)
+    ws.zeros = np.zeros(widest, dtype=dtype)
     rows_x, rows_y = int(ws.xg[-1, 3] + ws.xg[-1, 1]), int(ws.yg[-1, 3] + ws.yg[-1, 1])
     ws.sums_x = np.zeros((rows_x, 3 * n_channels))
     ws.sums_y = np.zeros((rows_y, 3 * n_channels))
@@ -132,22 +133,25 @@ def _split(sums, first_rows, pieces, n_channels):
     return tuple(np.split(totals, pieces, axis=1))
 
 
-def cg_forward(ws, subtract):
+def cg_forward(ws, start):
     with _threads(ws) as n_threads:
         _restore.cg_forward(ws.p, ws.u, ws.xg, ws.t, ws.data, ws.yg, ws.ypitch, ws.kernel,
-                            ws.tiled_forward, ws.taps_forward, ws.stride[0], ws.stride[1], subtract,
+                            ws.tiled_forward, ws.taps_forward, ws.stride[0], ws.stride[1], start,
                             ws.sums_y, ws.sums_x, n_threads)
+    if not start:
+        return None
     c = ws.n_channels
     return (_split(ws.sums_y, ws.first_y, 1, c) + _split(ws.sums_x, ws.first_x, 2, c))
 
 
-def cg_adjoint(ws, weight, order):
+def cg_adjoint(ws, weight, order, start):
     with _threads(ws) as n_threads:
         _restore.cg_adjoint(ws.t, ws.yg, ws.ypitch, ws.p, ws.u, ws.q, ws.xg, ws.kernel,
                             ws.tiled_adjoint, ws.taps_adjoint, ws.stride[0], ws.stride[1],
-                            np.ascontiguousarray(weight.reshape(-1)), order, ws.scratch,
-                            ws.sums_x, n_threads)
-    return _split(ws.sums_x, ws.first_x, 2, ws.n_channels)
+                            np.ascontiguousarray(weight.reshape(-1)), order, start,
+                            ws.scratch, ws.sums_x, n_threads)
+    p_q, q_sq = _split(ws.sums_x, ws.first_x, 2, ws.n_channels)
+    return p_q, (q_sq if start else None)
 
 
 def cg_vectors(ws, scale, step):
@@ -160,24 +164,25 @@ def cg_vectors(ws, scale, step):
     return _split(ws.sums_x, ws.first_x, 1, ws.n_channels)[0]
 
 
-def tv_dual(ws, sigma, lam, first, update):
+def tv_dual(ws, sigma, lam, first, update, measure):
     with _threads(ws) as n_threads:
         _restore.tv_dual(ws.x, ws.xbar, ws.q0, ws.q1, ws.xg, ws.aold, ws.dual, ws.data,
                          ws.yg, ws.ypitch, ws.kernel, ws.tiled_forward, ws.taps_forward,
-                         ws.stride[0],
-                         ws.stride[1], sigma, lam, first, update, ws.scratch, ws.sums_y,
-                         ws.sums_tv, n_threads)
+                         ws.stride[0], ws.stride[1], sigma, lam, first, update, measure,
+                         ws.scratch, ws.sums_y, ws.sums_tv, n_threads)
+    if not measure:
+        return None
     return (_split(ws.sums_y, ws.first_y, 3, ws.n_channels)
             + (reduce_rows(ws.sums_tv, ws.first_x),))
 
 
-def tv_primal(ws, tau, lo, hi):
+def tv_primal(ws, tau, lo, hi, measure):
     with _threads(ws) as n_threads:
         _restore.tv_primal(ws.x, ws.xbar, ws.q0, ws.q1, ws.xg, ws.dual, ws.yg, ws.ypitch,
                            ws.kernel, ws.tiled_adjoint, ws.taps_adjoint, ws.stride[0],
-                           ws.stride[1], tau,
-                           lo, hi, ws.scratch, ws.sums_x, n_threads)
-    return _split(ws.sums_x, ws.first_x, 3, ws.n_channels)
+                           ws.stride[1], tau, lo, hi, ws.zeros, measure, ws.scratch,
+                           ws.sums_x, n_threads)
+    return _split(ws.sums_x, ws.first_x, 3, ws.n_channels) if measure else None
 
 
 def forward(x, kernel, stride, n_threads=1):
@@ -196,5 +201,5 @@ def adjoint(y, kernel, stride, shape, n_threads=1):
     """``A^T y`` on an image of ``shape`` (rows, cols), through the compiled pass."""
     x0 = [np.zeros(tuple(shape[:2]) + (y.shape[2],), dtype=y.dtype)]
     ws = workspace([y], x0, kernel, stride, "tikhonov", n_threads)
-    cg_adjoint(ws, np.zeros((1, y.shape[2]), dtype=y.dtype), 1)
+    cg_adjoint(ws, np.zeros((1, y.shape[2]), dtype=y.dtype), 1, False)
     return _x_views(ws, ws.q)[0].copy()

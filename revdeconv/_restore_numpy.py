@@ -122,26 +122,30 @@ def _split(parts, first_rows, pieces):
     return tuple(np.split(reduce_rows(np.concatenate(parts), first_rows), pieces, axis=1))
 
 
-def cg_forward(ws, subtract):
-    """``t = A p`` (less the data when ``subtract``), ``u = Lap p``; sums of
-    ``t**2``, ``u**2`` and ``p * u``."""
+def cg_forward(ws, start):
+    """``t = A p``, ``u = Lap p``; on the ``start`` pass ``t = A p - data`` and the
+    sums of ``t**2``, ``u**2`` and ``p * u`` (else None)."""
     rows_y, rows_x = [], []
     for n, p in enumerate(ws.p):
         t = forward(p, ws.kernel, ws.stride)
-        if subtract:
+        if start:
             t = t - ws.data[n]
         ws.t[n][...] = t
         u = _laplacian(p)
         ws.u[n][...] = u
-        rows_y.append(_squares(t))
-        rows_x.append(np.concatenate([_squares(u), _squares(p, u)], axis=1))
+        if start:
+            rows_y.append(_squares(t))
+            rows_x.append(np.concatenate([_squares(u), _squares(p, u)], axis=1))
+    if not start:
+        return None
     (t_sq,) = _split(rows_y, ws.first_y, 1)
     return (t_sq,) + _split(rows_x, ws.first_x, 2)
 
 
-def cg_adjoint(ws, weight, order):
+def cg_adjoint(ws, weight, order, start):
     """``q = A^T t + w R p`` (``R p = -u`` at order 1, ``Lap u`` at order 2); sums of
-    ``p * q`` and ``q**2``. ``weight``: ``(n, C)`` in the images' dtype."""
+    ``p * q`` and, on the ``start`` pass, ``q**2`` (else None). ``weight``:
+    ``(n, C)`` in the images' dtype."""
     rows = []
     for n, (t, p, u) in enumerate(zip(ws.t, ws.p, ws.u)):
         aty = adjoint(t, ws.kernel, ws.stride, p.shape)
@@ -150,8 +154,9 @@ def cg_adjoint(ws, weight, order):
         else:
             q = aty + weight[n] * _laplacian(u)
         ws.q[n][...] = q
-        rows.append(np.concatenate([_squares(p, q), _squares(q)], axis=1))
-    return _split(rows, ws.first_x, 2)
+        rows.append(np.concatenate([_squares(p, q)] + [_squares(q)] * start, axis=1))
+    sums = _split(rows, ws.first_x, 1 + start)
+    return sums[0], (sums[1] if start else None)
 
 
 def cg_vectors(ws, scale, step):
@@ -173,42 +178,46 @@ def cg_vectors(ws, scale, step):
     return _split(rows, ws.first_x, 1)[0]
 
 
-def tv_dual(ws, sigma, lam, first, update):
+def tv_dual(ws, sigma, lam, first, update, measure):
     """The dual step of Chambolle-Pock (see ``_restore.tv_dual``). ``sigma``, ``lam``:
-    one per image, the images' dtype. Returns the sums of ``(A x - data)**2``,
-    ``dual**2``, ``dual * data`` (each ``(n, C)``) and the TV of ``x`` (``(n,)``)."""
+    one per image, the images' dtype. With ``measure``, returns the sums of
+    ``(A x - data)**2``, ``dual**2``, ``dual * data`` (each ``(n, C)``) and the TV
+    of ``x`` (``(n,)``); else None."""
     rows_y, rows_x = [], []
     for n, (x, data) in enumerate(zip(ws.x, ws.data)):
         a = forward(x, ws.kernel, ws.stride)
-        parts = [_squares(a - data)]
         s = sigma[n]
         if update:
             a_bar = a if first else 2 * a - ws.aold[n]
             ws.aold[n][...] = a
             dual = ws.dual[n]
             dual[...] = (dual + s * (a_bar - data)) / (1 + s)
-            parts += [_squares(dual), _squares(dual, data)]
-        else:
-            parts += [np.zeros_like(parts[0])] * 2
-        rows_y.append(np.concatenate(parts, axis=1))
-        g0, g1 = _gradient(x)
-        norm = np.sqrt(_channel_sum(g0 * g0 + g1 * g1))
-        rows_x.append(_row_sums(norm.astype(np.float64)[:, :, None]))
+        if measure:
+            zeros = np.zeros((a.shape[0], a.shape[2]))
+            parts = [_squares(a - data), _squares(ws.dual[n]) if update else zeros,
+                     _squares(ws.dual[n], data) if update else zeros]
+            rows_y.append(np.concatenate(parts, axis=1))
+            g0, g1 = _gradient(x)
+            norm = np.sqrt(_channel_sum(g0 * g0 + g1 * g1))
+            rows_x.append(_row_sums(norm.astype(np.float64)[:, :, None]))
         if update:
             g0, g1 = _gradient(ws.xbar[n])
             q0, q1 = ws.q0[n], ws.q1[n]
             q0[...] = q0 + s * g0
             q1[...] = q1 + s * g1
-            scale = np.maximum(np.sqrt(_channel_sum(q0 * q0 + q1 * q1)) / lam[n], 1)
-            q0 /= scale[:, :, None]
-            q1 /= scale[:, :, None]
+            inverse = 1 / np.maximum(np.sqrt(_channel_sum(q0 * q0 + q1 * q1)) / lam[n], 1)
+            q0 *= inverse[:, :, None]
+            q1 *= inverse[:, :, None]
+    if not measure:
+        return None
     res, dual_sq, dual_data = _split(rows_y, ws.first_y, 3)
     return res, dual_sq, dual_data, reduce_rows(np.concatenate(rows_x), ws.first_x)[:, 0]
 
 
-def tv_primal(ws, tau, lo, hi):
-    """The primal step (see ``_restore.tv_primal``); ``tau``: one per image. Returns
-    the sums of ``(x_new - x)**2``, ``max(-z, 0)`` and ``x_new**2``, each ``(n, C)``."""
+def tv_primal(ws, tau, lo, hi, measure):
+    """The primal step (see ``_restore.tv_primal``); ``tau``: one per image. With
+    ``measure``, returns the sums of ``(x_new - x)**2``, ``max(-z, 0)`` and
+    ``x_new**2``, each ``(n, C)``; else None."""
     rows = []
     for n, (x, q0, q1) in enumerate(zip(ws.x, ws.q0, ws.q1)):
         aty = adjoint(ws.dual[n], ws.kernel, ws.stride, x.shape)
@@ -219,8 +228,9 @@ def tv_primal(ws, tau, lo, hi):
         z = aty - (dv + dh)
         new = np.clip(x - tau[n] * z, lo, hi)
         ws.xbar[n][...] = 2 * new - x
-        rows.append(np.concatenate([_squares(new - x),
-                                    _row_sums(np.maximum(-z, 0).astype(np.float64)),
-                                    _squares(new)], axis=1))
+        if measure:
+            rows.append(np.concatenate([_squares(new - x),
+                                        _row_sums(np.maximum(-z, 0).astype(np.float64)),
+                                        _squares(new)], axis=1))
         x[...] = new
-    return _split(rows, ws.first_x, 3)
+    return _split(rows, ws.first_x, 3) if measure else None

@@ -25,7 +25,7 @@ from ._inputs import (case_insensitive, expand, footprint, reason, refuse_overwr
                       sigint_deferred, subfolder_note)
 from ._options import DEFAULT_MEMORY
 from ._pixels import load_rgb  # noqa: F401 (the command line's)
-from .io import ImageReadError, save_array, save_image
+from .io import ImageReadError, remove_stale_temporaries, save_array, save_image
 
 FORMATS = {"png": ".png", "tiff": ".tiff", "npy": ".npy"}
 DEFAULT_FORMAT = "png"
@@ -62,8 +62,10 @@ class Run:
 
     def __init__(self, command, *, out=None, fmt=DEFAULT_FORMAT, overwrite=False, quiet=False,
                  chunk=None, memory=DEFAULT_MEMORY, output_scale=1.0, recursive=False,
-                 out_file=None, alpha=_pixels.DEFAULT_ALPHA, bits=None, stream=None):
+                 out_file=None, alpha=_pixels.DEFAULT_ALPHA, bits=None, stream=None,
+                 cluster=None):
         self.command = command
+        self.cluster = cluster                     # a _cluster.Cluster: files on its workers
         self.alpha, self.bits = alpha, bits        # see _pixels: --alpha, --bits
         self.out, self.fmt, self.overwrite, self.quiet = out, fmt, overwrite, quiet
         self.chunk, self.memory, self.output_scale = chunk, memory, output_scale
@@ -75,6 +77,12 @@ class Run:
         self._rel, self._claimed, self._folded = {}, {}, {}
         self._kept, self._carry, self._skips = {}, None, {}
         self._start = time.perf_counter()
+
+    def __getstate__(self):     # to a cluster's worker (_cluster): absolute paths (it has
+        # its own working folder), not the stream, the cluster or what this run claimed
+        return dict(self.__dict__, stream=None, cluster=None, _claimed={}, _folded={}, _kept={},
+                    out=self.out and os.path.abspath(self.out),
+                    _rel={_pixels.absolute(path): rel for path, rel in self._rel.items()})
 
     # -- reporting -----------------------------------------------------------------
     def fail(self, path, reason):
@@ -230,14 +238,24 @@ class Run:
         except OSError as exc:
             raise ValueError(f"--out: cannot make the folder {self.out!r}: "
                              f"{reason(exc)}") from None
+        # what a process killed while writing (an earlier run's) left behind
+        remove_stale_temporaries([self.output_path(path) for path in files], time.time())
         self.total = len(files) + self.failed
         with self._interruptible():
-            for group in self._groups(self.pending(files), attach):
-                results = self._each_or_all(group, compute)
-                group.clear()               # the inputs go before the outputs are written
-                while results:
-                    self.write(*results.pop(0))
+            if self.cluster is not None:        # partitions of the files on its workers
+                self.cluster.process(self, self.pending(files), compute, attach)
+            else:
+                self.work(self.pending(files), compute, attach)
         return self.finish()
+
+    def work(self, files, compute, attach=None):
+        """:meth:`process`'s loop over ``files`` (the pending ones): read a chunk at a
+        time, computed, written. A cluster's worker runs it on its partition."""
+        for group in self._groups(files, attach):
+            results = self._each_or_all(group, compute)
+            group.clear()                   # the inputs go before the outputs are written
+            while results:
+                self.write(*results.pop(0))
 
     def pairs(self, originals, filtered):
         """(original, filtered) paths paired by name, in name order; a file without
@@ -262,39 +280,54 @@ class Run:
         :meth:`process` does on files; the results by name. ``prepare(items)``
         turns each chunk's loaded (path, original, filtered) items before they are
         grouped (:func:`revdeconv._pixels.learning_channels`)."""
-        results = {}
         pairs = self.pairs(originals, filtered)
         with self._interruptible():
-            for group in self._groups(pairs, prepare=prepare):
-                found = self._each_or_all(group, compute)
-                group.clear()
-                for path, result in found:
-                    results[self.name(path)] = result
-                    self.succeed()
+            if self.cluster is not None:
+                return self.cluster.map_pairs(self, pairs, compute, prepare)
+            return self.map_work(pairs, compute, prepare)
+
+    def map_work(self, pairs, compute, prepare=None):
+        """:meth:`map_pairs`'s loop over ``pairs`` (a cluster's worker runs it on its part)."""
+        results = {}
+        for group in self._groups(pairs, prepare=prepare):
+            found = self._each_or_all(group, compute)
+            group.clear()
+            for path, result in found:
+                results[self.name(path)] = result
+                self.succeed()
         return results
 
-    def fold_pairs(self, originals, filtered, step, *, at_once=False, prepare=None):
+    def fold_pairs(self, originals, filtered, step, *, at_once=False, prepare=None,
+                   parts=None):
         """``carried = step(originals, filtered, carried)`` on the :meth:`pairs`, one
         call per chunk and channel layout, in order; the last ``carried`` (None if
         no call succeeded). A call that raises ValueError fails all its pairs.
         ``at_once`` puts every pair in one chunk, whatever ``memory`` says;
-        ``prepare`` as in :meth:`map_pairs`."""
+        ``prepare`` as in :meth:`map_pairs`. On a cluster, ``step`` runs as a chain
+        of tasks, unless ``parts = (part, result)``: ``part(originals, filtered)``
+        on each partition, the parts added with ``+`` as a tree on the cluster,
+        and ``result(total)`` (least squares is a sum: see ``_cluster``)."""
         pairs = self.pairs(originals, filtered)
-        if at_once:
-            self.chunk, self.memory = None, float("inf")
-        carried = None
         with self._interruptible():
-            for group in self._groups(pairs, prepare=prepare):
-                try:
-                    carried = step(*_columns(group), carried)
-                except ValueError as exc:
-                    for path, *_ in group:
-                        self.fail(path, str(exc))
-                    continue
-                finally:
-                    count = len(group)
-                    group.clear()
-                self.succeed(count)
+            if self.cluster is not None:
+                return self.cluster.fold_pairs(self, pairs, step, prepare, parts, at_once)
+            if at_once:
+                self.chunk, self.memory = None, float("inf")
+            return self.fold_work(pairs, step, prepare)
+
+    def fold_work(self, pairs, step, prepare=None, carried=None):
+        """:meth:`fold_pairs`'s loop over ``pairs``, from ``carried``: the last one."""
+        for group in self._groups(pairs, prepare=prepare):
+            try:
+                carried = step(*_columns(group), carried)
+            except ValueError as exc:
+                for path, *_ in group:
+                    self.fail(path, str(exc))
+                continue
+            finally:
+                count = len(group)
+                group.clear()
+            self.succeed(count)
         return carried
 
     def _by_name(self, files):

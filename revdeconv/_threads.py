@@ -9,6 +9,7 @@ them (:func:`thread_share`), and so does the finite check of large images.
 """
 
 import contextlib
+import functools
 import math
 import os
 import threading
@@ -41,9 +42,11 @@ def _read(path):
         return file.read()
 
 
+@functools.lru_cache(maxsize=None)
 def _cgroup_cpus():
     """CPUs allowed by this process's cgroup quota (rounded up), or None when unlimited
-    or unreadable."""
+    or unreadable. Read once: the quota of a running container does not change, and
+    reading it costs more than a small kernel call."""
     try:
         quota, period = _read(_CGROUP_V2).split()[:2]
     except (OSError, ValueError):

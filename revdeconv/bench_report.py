@@ -19,7 +19,8 @@ Examples
 
 import json
 
-from ._bench_cases import PIPELINE, _faster, _optional, _speed
+from ._bench_cases import (PIPELINE, RESTORE_CASES, RESTORE_ITERATIONS, RESTORE_SIZES,
+                           _faster, _optional, _speed)
 
 __all__ = ["to_json", "header_lines", "to_markdown", "save_figure"]
 
@@ -56,6 +57,11 @@ def header_lines(result):
         f"after a warm-up (the NumPy SGD pass: one run)",
         f"- batch pipeline: {result.images} images 180x250 RGB float32 (the NumPy "
         f"fallback: the first {result.numpy_images}, one run; rates per image)",
+        "- restore: the bundled samples tiled to {}x{} RGB float32, Gaussian 5x5 blur (valid "
+        "mode), noise 0.01, 8 bits; `restore` at its defaults (the NumPy fallback: one run), "
+        "scikit-image's Wiener and Richardson-Lucy padded symmetrically; one TV iteration: "
+        "{} iterations with `tol=0` on one thread".format(*RESTORE_SIZES[result.size],
+                                                         RESTORE_ITERATIONS),
     ]
 
 
@@ -96,11 +102,18 @@ def to_markdown(result, header=True):
     lines += ["## Kernels (seconds)", ""] + _md_table(
         ["kernel", "implementation", "seconds", "vs NumPy", "vs compiled 1T"],
         [[r.case, r.implementation, *_cells(result, r)]
-         for r in result.rows if r.case != PIPELINE])
+         for r in result.rows if r.case != PIPELINE and r.case not in RESTORE_CASES])
     lines += ["", "## Batch pipeline", ""] + _md_table(
         ["implementation", "images", "seconds", "images/s", "vs NumPy", "vs compiled 1T"],
         [[r.implementation, r.images, *_cells(result, r, rate=True)]
          for r in result.rows if r.case == PIPELINE])
+    lines += ["", "## Restore", ""] + _md_table(
+        ["case", "implementation", "seconds", "ms per million values", "PSNR dB", "vs NumPy",
+         "vs compiled 1T"],
+        [[r.case, r.implementation, *(_cells(result, r)[:1] + (
+            [f"{r.ms_per_million:.1f}", "" if r.psnr is None else f"{r.psnr:.2f}"]
+            if r.seconds is not None else ["", ""]) + _cells(result, r)[1:])]
+         for r in result.rows if r.case in RESTORE_CASES])
     mib = 2.0 ** 20
     lines += ["", "## Memory (compiled, default threads)", ""] + _md_table(
         ["kernel", "input MiB", "output MiB", "peak extra MiB",

@@ -52,13 +52,16 @@ import numpy as np
 from . import _backend, bench_report
 from ._bench_cases import (CONVOLVE_S1, CONVOLVE_S1_OUT, CONVOLVE_S3, DECONVOLVE,
                            DECONVOLVE_OUT, DEFAULT_SIZE, KERNELS, LEARN_LSTSQ, LEARN_SGD,
-                           MEMORY_LIMIT, NUMPY_IMAGES, OUT_CASES, PIPELINE, SIZES,
-                           SPEED_TARGETS, MemoryRow, TimingRow, _faster, _jobs, _memory_rows,
-                           _optional, _time_case, allocated_peak, pipeline, pipeline_images)
+                           MEMORY_LIMIT, NUMPY_IMAGES, OUT_CASES, PIPELINE, RESTORE,
+                           RESTORE_CASES, RESTORE_ITERATION, RESTORE_SIZES, RESTORE_TARGETS,
+                           RICHARDSON_LUCY, SIZES, SPEED_TARGETS, WIENER, MemoryRow,
+                           TimingRow, _faster, _jobs, _memory_rows, _optional, _time_case,
+                           allocated_peak, pipeline, pipeline_images)
 from ._config import config
 from ._validation import as_int
 
-__all__ = ["SIZES", "DEFAULT_SIZE", "SPEED_TARGETS", "MEMORY_LIMIT", "TimingRow", "Row",
+__all__ = ["SIZES", "DEFAULT_SIZE", "SPEED_TARGETS", "RESTORE_TARGETS", "MEMORY_LIMIT",
+           "TimingRow", "Row",
            "MemoryRow", "Target", "BenchResult", "run_benchmark", "allocated_peak",
            "pipeline", "pipeline_images", "machine_info"]
 
@@ -142,15 +145,20 @@ class Target:
     measured: object = None       # float, or None: not measured
     met: object = "not measured"  # True, False or "not measured"
     note: str = ""
+    unit: str = ""                # a measure in units (ms, dB), not a ratio
 
     @property
     def measured_text(self):
         if self.measured is None:
             return ""
+        if self.unit:
+            return f"{self.measured:.2f} {self.unit}"
         return f"{self.measured:.3f}" if self.at_most else _faster(self.measured)
 
     @property
     def required_text(self):
+        if self.unit:
+            return f"{'at most' if self.at_most else 'above'} {self.required:g} {self.unit}"
         if self.at_most:
             return f"at most {self.required:.2f}"
         if self.required < 1:
@@ -180,7 +188,7 @@ class BenchResult:
     >>> result = run_benchmark("paper", threads=(1,), repeat=1, images=2)
     >>> report = json.loads(result.to_json())
     >>> report["size"], report["image_shape"], len(report["targets"])
-    ('paper', [180, 250, 3], 16)
+    ('paper', [180, 250, 3], 20)
     >>> result.targets[-1].name
     'deconvolve stride 3: compiled peak memory / (input + output)'
     """
@@ -234,6 +242,7 @@ class BenchResult:
             best = f"best: {fast.implementation}" if candidate == "compiled" else ""
             targets.append(replace(target, measured=speedup, met=speedup >= required,
                                    note=best))
+        targets += self._restore_targets()
         measured = {row.case: row for row in self.memory}
         for case in KERNELS:
             target = Target(f"{case}: compiled peak memory / (input + output)", case,
@@ -246,6 +255,27 @@ class BenchResult:
             targets.append(target)
         return targets
 
+    def _restore_targets(self):
+        """The targets of :data:`RESTORE_TARGETS`: one TV iteration's milliseconds per
+        million values, and restore's PSNR over Richardson-Lucy's."""
+        targets = []
+        for name, case, unit, limit, at_most in RESTORE_TARGETS:
+            target = Target(name, case, limit, at_most=at_most, unit=unit)
+            if case == RESTORE_ITERATION:
+                row, why = self._timed(case, "compiled 1T")
+                value = None if row is None else row.ms_per_million
+            else:
+                row, why = self._timed(case, "compiled")
+                theirs, why_not = self._timed(case, RICHARDSON_LUCY)
+                why = why or why_not
+                value = None if row is None or theirs is None else row.psnr - theirs.psnr
+            if value is None:
+                targets.append(replace(target, note=why))
+            else:
+                targets.append(replace(target, measured=value, met=value <= limit if at_most
+                                       else value > limit))
+        return targets
+
     def to_dict(self):
         """Everything, as plain JSON types."""
         return {
@@ -253,7 +283,8 @@ class BenchResult:
             "config": self.config, "size": self.size, "image_shape": list(self.image_shape),
             "dtype": "float32", "threads": list(self.threads), "repeat": self.repeat,
             "images": self.images, "numpy_images": self.numpy_images,
-            "rows": [dict(asdict(row), per_image=row.per_image) for row in self.rows],
+            "rows": [dict(asdict(row), per_image=row.per_image,
+                          ms_per_million=row.ms_per_million) for row in self.rows],
             "memory": [dict(asdict(row), ratio=row.ratio) for row in self.memory],
             "targets": [target.to_dict() for target in self.targets],
         }
@@ -335,7 +366,7 @@ def run_benchmark(size=DEFAULT_SIZE, threads=(1, 2), repeat=3, images=1000, *,
                    f"repeat={repeat}, images={images})")
     image = np.random.default_rng(0).random((*SIZES[size], 3), dtype=np.float32)
     stack = pipeline_images(images, np.random.default_rng(0))
-    jobs = list(_jobs(image, stack, threads, repeat, numpy_images))
+    jobs = list(_jobs(image, stack, threads, repeat, numpy_images, size))
     steps = len(jobs) + (len(KERNELS) if _backend.compiled_available() else 0)
     done = iter(range(steps))
 

@@ -3,20 +3,22 @@
     revdeconv filter INPUT... --kernel NAME|FILE.npy|FILE.json --out DIR
     revdeconv learn --original DIR_OR_FILES --filtered DIR_OR_FILES --out FILE.json
     revdeconv deconvolve INPUT... --kernel NAME|FILE.npy|FILE.json --out DIR
+    revdeconv restore INPUT... --kernel NAME|FILE.npy|FILE.json --out DIR [--method tikhonov|tv]
     revdeconv experiment [--images DIR] [--rates R ...] [--method sgd|lstsq]
                          [--author-quirks] [--out DIR]
     revdeconv info
     revdeconv bench [--size paper|1080p|4k] [--threads N ...] [--repeat N] [--images N]
                     [--json PATH] [--markdown PATH] [--figure PATH]
 
-``filter``, ``learn`` and ``deconvolve`` take files, folders and glob patterns
+``filter``, ``learn``, ``deconvolve`` and ``restore`` take files, folders and glob patterns
 (``--recursive`` enters subfolders, ``**`` matches any depth), check every
 option before any file is read, never write an output over an input, read as
 many files at a time as ``--memory`` holds and compute them in one compiled
 call, report each file that fails (and go on), and exit with status 1 when any
 failed (2 on a bad option or when nothing matches, 130 on Ctrl-C).
 The chain over the files is ``_runner.Run``'s; this module parses the
-arguments and says what each command computes. The options and the runner of
+arguments; what ``filter``, ``deconvolve`` and ``restore`` compute is
+``_commands``'. The options and the runner of
 ``bench`` (:func:`add_arguments`, :func:`run_command`, from
 ``_bench_command``) are shared with ``bench/run.py``.
 """
@@ -29,7 +31,7 @@ import warnings
 
 import numpy as np
 
-from . import _options, _pixels, filters
+from . import _cluster, _commands, _options, _pixels, filters, restoration
 from ._options import progress as _progress
 from ._runner import DEFAULT_FORMAT, FORMATS, Interrupted, Run, expand_inputs, load_rgb
 from ._validation import ACTIVATIONS, DEFAULT_ACTIVATION
@@ -86,56 +88,15 @@ def _run(args, command, output_scale=1.0):
     return Run(command, out=out, fmt=getattr(args, "format", DEFAULT_FORMAT),
                overwrite=getattr(args, "overwrite", False), quiet=args.quiet, chunk=args.chunk,
                memory=args.memory, output_scale=output_scale, recursive=args.recursive,
-               out_file=out_file, alpha=alpha, bits=bits)
+               out_file=out_file, alpha=alpha, bits=bits,
+               cluster=getattr(args, "cluster", None))          # --scheduler: _cluster
 
 
-def _area(stride, spec):
-    """Pixels of a block: the stride's, else the kernel's."""
-    rows, cols = (stride, stride) if isinstance(stride, int) else stride or spec.kernel.shape[1:]
-    return rows * cols
-
-
-def _filter(args):
-    from .batch import convolve
-    spec = _kernel(args.kernel)
-    if isinstance(spec, dict):
-        raise ValueError(f"--kernel: {args.kernel} holds one filter per image; "
-                         "filter takes one filter")
-    options = dict(stride=args.stride or spec.stride, bias=spec.bias,
-                   activation=args.activation or spec.activation or DEFAULT_ACTIVATION,
-                   n_threads=args.threads)
-    run = _run(args, "filter", output_scale=1 / _area(args.stride or spec.stride, spec))
-    return run.process(args.inputs, lambda images: convolve(images, spec.kernel, **options),
-                       carry=lambda path, alpha, shape: _pixels.block_mean(
-                           alpha, spec.kernel.shape[1:], options["stride"]))
-
-
-def _deconvolve(args):
-    from .batch import deconvolve
-    spec = _kernel(args.kernel)
-    specs = spec.values() if isinstance(spec, dict) else [spec]
-    run = _run(args, "deconvolve", output_scale=max(_area(args.stride or s.stride, s)
-                                                    for s in specs))
-
-    def kernel_for(path):
-        if not isinstance(spec, dict):
-            return spec
-        if run.name(path) not in spec:  # each image with its own filter, found by name
-            raise ValueError(f"no filter named {run.name(path)!r} in {args.kernel}")
-        return spec[run.name(path)]
-
-    def compute(images, specs):         # stride, activation: the group's first filter's
-        return deconvolve(images, [s.kernel for s in specs],
-                          stride=args.stride or specs[0].stride,
-                          activation=args.activation or specs[0].activation or DEFAULT_ACTIVATION,
-                          eps=args.eps, output_shape=args.output_size, n_threads=args.threads)
-
-    def carry(path, alpha, shape):      # alpha zoomed as the image was, to its output size
-        own = kernel_for(path)
-        return _pixels.zoom_alpha(alpha, args.stride or own.stride or own.kernel.shape[1:],
-                                  shape)
-
-    return run.process(args.inputs, compute, attach=kernel_for, carry=carry)
+def _files(build):
+    """The handler of ``filter``, ``deconvolve`` or ``restore``: ``_commands``' builder
+    with the ``--kernel`` read and the command's run made here."""
+    return lambda args: build(args, _kernel(args.kernel),
+                              lambda command, scale: _run(args, command, output_scale=scale))
 
 
 def _learn(args):
@@ -167,9 +128,12 @@ def _learn(args):
             return result
 
         # an epoch is a pass over every pair; a least-squares fit sees every pair at once
+        # (on a cluster: each partition's normal equations, added as a tree, then solved)
+        parts = (_cluster.lstsq_parts(options, _learning(lambda sums: sums.solve(), args.lr))
+                 if args.method == "lstsq" else None)
         shared = run.fold_pairs(args.original, args.filtered, step,
                                 at_once=args.epochs > 1 or args.method == "lstsq",
-                                prepare=_channel_policy(args))
+                                prepare=_channel_policy(args), parts=parts)
         if shared is not None:
             save(save_kernel, shared)
             _print_filter("shared filter", shared, args.compare)
@@ -234,7 +198,7 @@ def _print_filter(title, result, compare):
 
 
 def _experiment(args):
-    from .experiment import PAPER_FILTERS, PAPER_RATES, run_experiment
+    from .experiment import PAPER_FILTERS, PAPER_RATES, run_experiment, run_stride1_study
     from .report import table2_summary, write_all
     start = time.perf_counter()
     if os.path.exists(args.out) and not os.path.isdir(args.out):
@@ -268,9 +232,10 @@ def _experiment(args):
               "(one fit per filter)", file=sys.stderr)
     result = run_experiment(images, rates=args.rates or PAPER_RATES, method=args.method,
                             author_quirks=args.author_quirks, n_threads=args.threads,
-                            progress=_progress(sys.stderr), names=names)
+                            progress=_progress(sys.stderr), names=names, restore=args.restore)
+    study = run_stride1_study(images, n_threads=args.threads) if args.stride1_study else None
     paths, plotted = write_all(result, args.out, command=getattr(args, "argv", None),
-                               images_dir=args.images, left_out=failed)
+                               images_dir=args.images, left_out=failed, stride1=study)
     for path in paths:
         print(path)
     for line in table2_summary(result):
@@ -288,11 +253,13 @@ def _experiment(args):
 def _info(args):
     from . import show_config
     show_config()
-    return 0
+    cluster = getattr(args, "cluster", None)                 # --scheduler: its workers too
+    return cluster.show_workers() if cluster is not None else 0
 
 
 def _common(parser, out_help=None, outputs=True):
     """Options shared by the file-processing commands."""
+    _cluster.add_options(parser)
     parser.add_argument("--threads", metavar="N", type=_options.threads, default=None,
                         help="OpenMP threads (default: OpenMP's, all cores unless "
                         "OMP_NUM_THREADS says otherwise; -1 all cores, -2 all but one)")
@@ -348,7 +315,7 @@ def main(argv=None):
                      help="default: the file's, else the kernel size")
     run.add_argument("--activation", choices=ACTIVATIONS, help="default: the file's, else clip")
     _common(run, "folder for the filtered images (OUT/<name>.<format>)")
-    run.set_defaults(handler=_filter)
+    run.set_defaults(handler=_files(_commands.filter_files))
 
     run = commands.add_parser("learn", help="learn the filter from (original, filtered) pairs")
     run.add_argument("--original", nargs="+", required=True, metavar="DIR_OR_FILES")
@@ -386,7 +353,31 @@ def main(argv=None):
     run.add_argument("--output-size", type=_options.size, metavar="HxW",
                      help="default: the region the blocks cover")
     _common(run, "folder for the deconvolved images (OUT/<name>.<format>)")
-    run.set_defaults(handler=_deconvolve)
+    run.set_defaults(handler=_files(_commands.deconvolve_files))
+
+    run = commands.add_parser("restore", help="undo a filter by regularized inversion "
+                              "(restore: detail between blocks, deblurring at stride 1)")
+    run.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
+    run.add_argument("--kernel", required=True, help=kernel_help + "; a kernel-set file "
+                     "gives each image its own filter (and bias), by name")
+    run.add_argument("--stride", type=_options.pair, metavar="S|SHxSW",
+                     help="default: the file's, else the kernel size")
+    run.add_argument("--activation", choices=ACTIVATIONS, help="default: the file's, else clip")
+    run.add_argument("--method", choices=restoration.METHODS, help="default: tikhonov (order "
+                     "2) when the blocks do not overlap (stride >= kernel size), else tv")
+    run.add_argument("--order", type=int, choices=(1, 2), help="tikhonov's prior: 1 gradient, "
+                     "2 Laplacian (default 2)")
+    run.add_argument("--weight", type=_options.positive_number, help="the regularization "
+                     "weight (default: per image, from its estimated noise)")
+    defaults = ", ".join(f"{m} {restoration.DEFAULT_MAX_ITER[m]}" for m in restoration.METHODS)
+    run.add_argument("--max-iter", type=_options.whole_number, help=f"default: {defaults}")
+    defaults = ", ".join(f"{m} {restoration.DEFAULT_TOL[m]:g}" for m in restoration.METHODS)
+    run.add_argument("--tol", type=_options.non_negative_number, help="stop at this relative "
+                     f"residual (tikhonov) or primal-dual gap (tv); default: {defaults}")
+    run.add_argument("--output-size", type=_options.size, metavar="HxW",
+                     help="default: the region the blocks cover")
+    _common(run, "folder for the restored images (OUT/<name>.<format>)")
+    run.set_defaults(handler=_files(_commands.restore_files))
 
     run = commands.add_parser("experiment", help="reproduce the paper's Tables 1 and 2")
     run.add_argument("--images", metavar="DIR", help="a folder of images (default: the ten "
@@ -396,6 +387,12 @@ def main(argv=None):
     run.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
     run.add_argument("--author-quirks", action="store_true",
                      help="reproduce the two quirks of the author's code")
+    run.add_argument("--restore", action="store_true", help="add revdeconv.restore's and "
+                     "blind bicubic's gains to Tables 1 and 2, and a leave-one-out run "
+                     "(about a second per row, half a minute more, on the samples)")
+    run.add_argument("--stride1-study", action="store_true", help="restore, the paper's "
+                     "reverse solve, Wiener and Richardson-Lucy (scikit-image, tuned) on "
+                     "three blurs at stride 1 (a few minutes)")
     run.add_argument("--out", metavar="DIR", default="revdeconv-experiment",
                      help="where to write tables, report and figures "
                      "(default: ./revdeconv-experiment)")
@@ -403,7 +400,9 @@ def main(argv=None):
                      help="OpenMP threads (default: OpenMP's, honouring OMP_NUM_THREADS)")
     run.set_defaults(handler=_experiment)
 
-    info = commands.add_parser("info", help="how this installation computes")
+    info = commands.add_parser("info", help="how this installation computes (and the "
+                               "workers of a Dask cluster, with --scheduler)")
+    _cluster.add_options(info)
     info.set_defaults(handler=_info)
 
     run = commands.add_parser("bench", help="time the kernels against the NumPy fallback, "
@@ -414,7 +413,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.argv = argv                          # bench records the command line as typed
     try:
-        with _options.warnings_as_lines(args.command):   # not with a line of source code
+        # a warning is not a line of source code; --scheduler's cluster is closed after
+        with _options.warnings_as_lines(args.command), _cluster.session(args):
             return args.handler(args)
     except (ValueError, OSError) as exc:      # bad values or files: one line, not a traceback
         print(f"revdeconv {args.command}: error: {exc}", file=sys.stderr)

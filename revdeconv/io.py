@@ -39,7 +39,8 @@ Examples
 
 import io
 import os
-import tempfile
+import re
+import secrets
 import warnings
 from typing import NamedTuple, Optional
 
@@ -49,7 +50,8 @@ from PIL import Image
 from ._codecs import INSTALL_TIFF, ImageReadError, count_pages, decode, png16, tifffile_module
 
 __all__ = ["ImageReadError", "Picture", "read_image", "load_image", "page_count", "save_image",
-           "levels", "load_array", "save_array", "write_atomically", "ALPHA", "BITS"]
+           "levels", "load_array", "save_array", "write_atomically", "remove_stale_temporaries",
+           "ALPHA", "BITS"]
 
 #: What :func:`read_image` does with an alpha channel.
 ALPHA = ("split", "last", "drop")
@@ -327,23 +329,78 @@ def save_image(path, image, *, bits=8):
 def write_atomically(path, write):
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it to
     ``path``: the file appears whole or not at all (an error or Ctrl-C midway
-    leaves the old file, or none, and no temporary file)."""
+    leaves the old file, or none, and no temporary file).
+
+    The temporary file, ``.<name>.revdeconv-<8 hex digits>``, is created with mode
+    ``0o666`` and the operating system applies the umask, as for any new file: the
+    umask is never read, so no process-wide state changes (threads write at once
+    safely). A process killed midway leaves it behind; :func:`remove_stale_temporaries`
+    removes it.
+    """
     folder, name = os.path.split(os.path.abspath(os.fspath(path)))
-    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+    handle, temporary = _create_temporary(folder, name)
     try:
         with os.fdopen(handle, "wb") as f:
             write(f)
-        os.chmod(temporary, 0o666 & ~_umask())   # mkstemp's 0o600 is for secrets, not images
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+_TEMPORARY = re.compile(r"\.(.+)\.revdeconv-[0-9a-f]{8}\Z", re.DOTALL)
+
+
+def _create_temporary(folder, name):
+    """A new file ``.<name>.revdeconv-<random>`` in ``folder``: (descriptor, path)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        temporary = os.path.join(folder, f".{name}.revdeconv-{secrets.token_hex(4)}")
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:         # (one in 4 billion: draw again)
+            continue
+    raise FileExistsError(f"no free temporary name for {name!r} in {folder!r}")
+
+
+def remove_stale_temporaries(paths, before):
+    """Remove the temporary files :func:`write_atomically` left beside ``paths`` (a
+    process killed while writing) last modified before ``before`` (``time.time()``):
+    only those, never another file. Returns the paths removed.
+
+    Examples
+    --------
+    >>> import os, tempfile, time
+    >>> from revdeconv.io import remove_stale_temporaries
+    >>> folder = tempfile.mkdtemp()
+    >>> left = os.path.join(folder, ".a.png.revdeconv-0123abcd")
+    >>> open(left, "wb").close()
+    >>> [os.path.basename(p) for p in remove_stale_temporaries(
+    ...     [os.path.join(folder, "a.png")], time.time() + 1)]
+    ['.a.png.revdeconv-0123abcd']
+    """
+    names = {}
+    for path in paths:
+        folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+        names.setdefault(folder, set()).add(name)
+    removed = []
+    for folder, wanted in names.items():
+        try:
+            entries = os.listdir(folder)
+        except OSError:                 # no folder yet: nothing was left there
+            continue
+        for entry in entries:
+            match = _TEMPORARY.match(entry)
+            if not match or match.group(1) not in wanted:
+                continue
+            temporary = os.path.join(folder, entry)
+            try:
+                if os.lstat(temporary).st_mtime < before:
+                    os.unlink(temporary)
+                    removed.append(temporary)
+            except OSError:             # gone already, or not ours to remove
+                continue
+    return removed
 
 
 def load_array(path):

@@ -13,15 +13,37 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 
 from ._figures import labelled_strip, plot_series
-from ._report_text import definitions, how_rows_are_averaged, protocol, provenance
+from ._report_text import (definitions, how_rows_are_averaged, protocol, provenance,
+                           restoration)
 from .data import author_results
 from .experiment import TABLE1_RATES
 from .io import save_image
 
 __all__ = ["write_all", "write_tables", "write_report", "write_strips", "write_plots",
-           "table2_summary"]
+           "write_stride1", "table2_summary"]
 
 _CHANNELS = {1: ["grey"], 3: ["Red", "Green", "Blue"], 4: ["Red", "Green", "Blue", "Alpha"]}
+#: The CSV columns of ``restore=True`` (table2.csv: the gains only).
+RESTORE_COLUMNS = ("restore_gain", "restore_PSNR", "bicubic_gain")
+
+
+def _restored(result):
+    """Whether the run restored (``run_experiment(restore=True)``)."""
+    return result.bicubic is not None
+
+
+def _gain_cells(result, values):
+    """`` | zoom | bicubic | restore`` gain cells after the paper's gain, when restored."""
+    if not _restored(result):
+        return ""
+    zoom, bicubic, ours = values
+    return f" {_num(zoom)} | {_num(bicubic)} | {_num(ours)} |"
+
+
+def _gain_heads(result):
+    """The header and rule cells of :func:`_gain_cells`."""
+    return ((" zoom gain | bicubic gain | restore gain |", " --- | --- | --- |")
+            if _restored(result) else ("", ""))
 
 
 def _channel_names(n):
@@ -135,7 +157,9 @@ def write_tables(result, out):
     path1 = os.path.join(out, "table1.csv")
     with open(path1, "w", newline="") as f:
         writer = csv.writer(f)
+        restored = _restored(result)
         writer.writerow(["learning_rate", "filter", "MAE", "MAE0", "loss_ratio", "gain", "PSNR",
+                         *(RESTORE_COLUMNS if restored else ()),
                          "filter_error", "diverged", "author_MAE", "author_MAE0",
                          "author_loss_ratio"] + kernel_columns)
         for row in result.rows:
@@ -143,6 +167,8 @@ def write_tables(result, out):
             writer.writerow(["" if row.rate is None else f"{row.rate:g}", row.filter,
                              _fmt(row.mae), _fmt(row.mae0),
                              _fmt(row.loss_ratio), _fmt(row.gain), _fmt(row.psnr),
+                             *([_fmt(row.restore_gain), _fmt(row.restore_psnr),
+                                _fmt(row.bicubic_gain)] if restored else []),
                              _fmt(row.filter_error), int(row.diverged),
                              _fmt(author.get("MAE")), _fmt(author.get("MAE0")),
                              _fmt(author.get("loss_ratio"))]
@@ -151,7 +177,8 @@ def write_tables(result, out):
     with open(path2, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["rates", "n_rates", "filter", "MAE", "MAE0", "loss_ratio", "gain",
-                         "PSNR", "author_MAE", "author_MAE0", "author_loss_ratio"])
+                         "PSNR", *(RESTORE_COLUMNS[::2] if restored else ()),
+                         "author_MAE", "author_MAE0", "author_loss_ratio"])
         for label, rates in _table2_rate_sets(result):
             theirs = {} if rates is None else _author_table2(authors, result, rates)
             for ours in result.table2(rates):
@@ -159,6 +186,8 @@ def write_tables(result, out):
                 writer.writerow([label, ours["rates"], ours["filter"], _fmt(ours["MAE"]),
                                  _fmt(ours["MAE0"]), _fmt(ours["loss_ratio"]),
                                  _fmt(ours["gain"]), _fmt(ours["PSNR"]),
+                                 *([_fmt(ours["restore_gain"]), _fmt(ours["bicubic_gain"])]
+                                   if restored else []),
                                  _fmt(author.get("MAE")), _fmt(author.get("MAE0")),
                                  _fmt(author.get("loss_ratio"))])
     return [path1, path2]
@@ -200,6 +229,9 @@ def _filter_lines(result, name):
 
 def _figure_caption(result, path):
     base = os.path.basename(path)
+    if base.startswith("stride1_"):
+        return ("*Stride 1, noise 0.01, the first image: original | blurred | Wiener (tuned) "
+                "| `restore` (defaults).*")
     name = base[len("strip_"):-len(".png")] if base.startswith("strip_") else None
     if name not in result.examples:
         return ("*The loss ratio against the learning rate, ours and the author's "
@@ -212,7 +244,8 @@ def _figure_caption(result, path):
             "with the learned filter.*")
 
 
-def write_report(result, out, figures=(), *, command=None, images_dir=None, left_out=()):
+def write_report(result, out, figures=(), *, command=None, images_dir=None, left_out=(),
+                 stride1=None):
     """Write ``report.md``: where the numbers come from, what each measure is,
     Tables 1 and 2 in the paper's layout beside the author's numbers, the learned
     filters of each filter's best rate, and the figures.
@@ -231,6 +264,8 @@ def write_report(result, out, figures=(), *, command=None, images_dir=None, left
         The folder the images were read from (``--images``).
     left_out : sequence of (str, str), optional
         ``(path, reason)`` of the files of ``images_dir`` that could not be used.
+    stride1 : list of dict, optional
+        The rows of :func:`revdeconv.experiment.run_stride1_study`.
 
     Returns
     -------
@@ -249,39 +284,49 @@ def write_report(result, out, figures=(), *, command=None, images_dir=None, left
     lines += [how_rows_are_averaged(result), ""]
     if lstsq:
         paper = _author_table2(authors, result, list(TABLE1_RATES))
+        head, rule = _gain_heads(result)
         lines += ["## Table 1 (least squares): one fit per filter, no learning rate", "",
-                  "| filter | MAE | MAE0 | Loss | gain | filter error | paper (SGD) MAE | "
+                  f"| filter | MAE | MAE0 | Loss | gain |{head} filter error | paper (SGD) MAE | "
                   "paper MAE0 | paper Loss |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  f"| --- | --- | --- | --- | --- |{rule} --- | --- | --- | --- |"]
         for row in result.rows:
             author = paper.get(row.filter, {})
             lines.append(f"| {row.filter} | {_num(row.mae)} | {_num(row.mae0)} | "
-                         f"{_pct(row.loss_ratio)} | {_num(row.gain)} | "
+                         f"{_pct(row.loss_ratio)} | {_num(row.gain)} |"
+                         f"{_gain_cells(result, (1.0, row.bicubic_gain, row.restore_gain))} "
                          f"{_num(row.filter_error)} | {_author_cells(author)}")
         lines += ["", "## Learned filters (least squares)", ""]
     else:
         for label, rates in _table2_rate_sets(result):
             theirs = _author_table2(authors, result, rates)
+            head, rule = ((" gain |" + _gain_heads(result)[0], " --- |" + _gain_heads(result)[1])
+                          if _restored(result) else ("", ""))
             lines += [f"## {_table2_title(label, rates)}", "",
-                      "| filter | MAE | MAE0 | Loss | author MAE | author MAE0 | author Loss |",
-                      "| --- | --- | --- | --- | --- | --- | --- |"]
+                      f"| filter | MAE | MAE0 | Loss |{head} author MAE | author MAE0 | "
+                      "author Loss |", f"| --- | --- | --- | --- |{rule} --- | --- | --- |"]
             for ours in result.table2(rates):
                 author = theirs.get(ours["filter"], {})
+                gains = (f" {_num(ours['gain'])} |" + _gain_cells(result, (
+                    1.0, ours["bicubic_gain"], ours["restore_gain"]))) if _restored(result) else ""
                 lines.append(f"| {ours['filter']} | {_num(ours['MAE'])} | {_num(ours['MAE0'])} | "
-                             f"{_pct(ours['loss_ratio'])} | {_author_cells(author)}")
+                             f"{_pct(ours['loss_ratio'])} |{gains} {_author_cells(author)}")
             lines.append("")
         lines += [f"## Table 1: every learning rate (each row a mean over the "
                   f"{result.n_images} images)", "",
-                  "| γ | filter | MAE | MAE0 | Loss | gain | author MAE | author MAE0 | "
-                  "author Loss |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  f"| γ | filter | MAE | MAE0 | Loss | gain |{_gain_heads(result)[0]} author MAE "
+                  "| author MAE0 | author Loss |",
+                  f"| --- | --- | --- | --- | --- | --- |{_gain_heads(result)[1]} --- | --- | --- |"]
         for row in result.rows:
             author = _author_row(authors, row.rate, row.filter) or {}
             lines.append(f"| {row.rate:g} | {row.filter} | {_num(row.mae)} | {_num(row.mae0)} | "
-                         f"{_pct(row.loss_ratio)} | {_num(row.gain)} | {_author_cells(author)}")
+                         f"{_pct(row.loss_ratio)} | {_num(row.gain)} |"
+                         f"{_gain_cells(result, (1.0, row.bicubic_gain, row.restore_gain))} "
+                         f"{_author_cells(author)}")
         lines += ["", "## Learned filters at each filter's best rate (smallest loss ratio)", ""]
     for name in result.filters:
         lines += _filter_lines(result, name)
+    if _restored(result) or stride1:
+        lines += restoration(result, stride1)
     if figures:
         lines += ["## Figures", ""]
         for path in figures:
@@ -333,15 +378,60 @@ def write_plots(result, out):
     return [path]
 
 
-def write_all(result, out, *, command=None, images_dir=None, left_out=()):
+def write_stride1(study, out):
+    """``stride1.csv`` (the study's rows) and, per blur, ``stride1_<blur>.png``: the first
+    image at noise 0.01, original | blurred | Wiener | restore, each labelled with its
+    PSNR. ``study`` is what :func:`revdeconv.experiment.run_stride1_study` returns."""
+    rows, examples = study
+    path = os.path.join(out, "stride1.csv")
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["blur", "noise", "method", "PSNR", "SSIM", "setting"])
+        writer.writerows([r["blur"], f"{r['noise']:g}", r["method"], _fmt(r["psnr"]),
+                          _fmt(r["ssim"]), r["setting"]] for r in rows)
+    paths = [path]
+    for blur, panels in examples.items():
+        shown = [(label, p) for label, p in zip(
+            ["original", "blurred (noise 0.01)", "Wiener (tuned)", "restore"], panels)
+            if p is not None]
+        strip = labelled_strip([_padded_to(p, panels[0].shape) for _, p in shown],
+                               f"stride 1, {blur}, noise 0.01, first image",
+                               [label if label == "original" else
+                                f"{label} {_psnr(panels[0], p):.2f} dB" for label, p in shown])
+        paths.append(os.path.join(out, f"stride1_{blur.replace(' ', '-')}.png"))
+        save_image(paths[-1], strip)
+    return paths
+
+
+def _padded_to(panel, shape):
+    """A valid-mode blurred panel centred on white to the original's size."""
+    top, left = (shape[0] - panel.shape[0]) // 2, (shape[1] - panel.shape[1]) // 2
+    canvas = np.ones(shape[:2] + panel.shape[2:])
+    canvas[top:top + panel.shape[0], left:left + panel.shape[1]] = panel
+    return canvas
+
+
+def _psnr(original, image):
+    from .metrics import psnr
+    if image.shape != original.shape:       # the blurred input: its valid region
+        top, left = (original.shape[0] - image.shape[0]) // 2, \
+            (original.shape[1] - image.shape[1]) // 2
+        original = original[top:top + image.shape[0], left:left + image.shape[1]]
+    return psnr(original, image)
+
+
+def write_all(result, out, *, command=None, images_dir=None, left_out=(), stride1=None):
     """Every output file; returns (paths written, whether the plots were made).
 
     ``command``, ``images_dir`` and ``left_out`` go into the report's provenance
-    (see :func:`write_report`)."""
+    (see :func:`write_report`); ``stride1``, what
+    :func:`revdeconv.experiment.run_stride1_study` returns, adds its table and strips."""
     os.makedirs(out, exist_ok=True)
     plots = write_plots(result, out)
     strips = write_strips(result, out)
-    paths = write_tables(result, out) + plots + strips
-    paths += write_report(result, out, figures=plots + strips, command=command,
-                          images_dir=images_dir, left_out=left_out)
+    extra = write_stride1(stride1, out) if stride1 is not None else []
+    paths = write_tables(result, out) + plots + strips + extra
+    paths += write_report(result, out, figures=plots + strips + extra[1:], command=command,
+                          images_dir=images_dir, left_out=left_out,
+                          stride1=None if stride1 is None else stride1[0])
     return paths, bool(plots)

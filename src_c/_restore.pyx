@@ -131,6 +131,24 @@ cdef inline floating _laplacian(const floating* v, Py_ssize_t t, Py_ssize_t pitc
     return total
 
 
+cdef void _laplacian_row(const floating* v, floating* out, Py_ssize_t pixels,
+                         Py_ssize_t n_channels, Py_ssize_t pitch, bint up,
+                         bint down) noexcept nogil:
+    """One row of the Laplacian: the first pixel, the inner ones (a loop without a
+    test per value), the last."""
+    cdef Py_ssize_t t, n = pixels * n_channels
+    if pixels == 1:
+        for t in range(n):
+            out[t] = _laplacian(v, t, pitch, n_channels, up, down, False, False)
+        return
+    for t in range(n_channels):
+        out[t] = _laplacian(v, t, pitch, n_channels, up, down, False, True)
+    for t in range(n_channels, n - n_channels):
+        out[t] = _laplacian(v, t, pitch, n_channels, up, down, True, True)
+    for t in range(n - n_channels, n):
+        out[t] = _laplacian(v, t, pitch, n_channels, up, down, True, False)
+
+
 # --------------------------------------------------------------------------------------
 # Tikhonov: conjugate gradients on (A^T A + w R) x = A^T y, R = -Lap (order 1) or Lap^2
 
@@ -139,10 +157,11 @@ def cg_forward(const floating[::1] p, floating[::1] u, const Py_ssize_t[:, ::1] 
                floating[::1] t, const floating[::1] data, const Py_ssize_t[:, ::1] yg,
                const Py_ssize_t[::1] ypitch, const floating[:, :, ::1] kernel not None,
                const floating[:, ::1] tiled, const Py_ssize_t[:, ::1] taps,
-               Py_ssize_t stride_h, Py_ssize_t stride_w, bint subtract, double[:, ::1] sums_y, double[:, ::1] sums_x, int n_threads):
-    """``t = A p`` (``- data`` when ``subtract``) on the y rows and ``u = Lap p``
-    on the x rows. ``sums_y[row, c]``: ``t**2``; ``sums_x[row, c]``: ``u**2``,
-    ``sums_x[row, C + c]``: ``p * u``."""
+               Py_ssize_t stride_h, Py_ssize_t stride_w, bint start, double[:, ::1] sums_y,
+               double[:, ::1] sums_x, int n_threads):
+    """``t = A p`` on the y rows and ``u = Lap p`` on the x rows. On the ``start``
+    pass (``p = x0``), ``t = A p - data`` and the sums: ``sums_y[row, c]``:
+    ``t**2``; ``sums_x[row, c]``: ``u**2``, ``sums_x[row, C + c]``: ``p * u``."""
     cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
     cdef Py_ssize_t n_images = xg.shape[0], row, n, r, k, c, col, at, x_pitch, width, height
     cdef const floating* tiled_taps = &tiled[0, 0] if tiled.shape[0] > 0 else NULL
@@ -162,12 +181,11 @@ def cg_forward(const floating[::1] p, floating[::1] u, const Py_ssize_t[:, ::1] 
                          &kernel[0, 0, 0], tiled_taps, &taps[n, 0], tiled.shape[1], out,
                          yg[n, WIDTH], n_channels, kh, kw, stride_w)
             # One channel at a time, so that the sums stay in registers.
-            for c in range(n_channels):
+            for c in range(n_channels * start):
                 total = 0
                 for col in range(yg[n, WIDTH]):
                     k = col * n_channels + c
-                    if subtract:
-                        out[k] = out[k] - data[yg[n, OFFSET] + r * ypitch[n] + k]
+                    out[k] = out[k] - data[yg[n, OFFSET] + r * ypitch[n] + k]
                     total = total + <double>out[k] * out[k]
                 sums_y[row, c] = total
         for row in prange(batch_rows(&xg[0, 0], n_images), num_threads=n_threads,
@@ -177,14 +195,14 @@ def cg_forward(const floating[::1] p, floating[::1] u, const Py_ssize_t[:, ::1] 
             height = xg[n, HEIGHT]
             width = xg[n, WIDTH] * n_channels
             k = xg[n, OFFSET] + r * width
-            for c in range(n_channels):
+            _laplacian_row(&p[k], &u[k], xg[n, WIDTH], n_channels, width, r > 0,
+                           r < height - 1)
+            for c in range(n_channels * start):
                 total = 0
                 other = 0
                 for col in range(xg[n, WIDTH]):
                     at = k + col * n_channels + c
-                    value = _laplacian(&p[0], at, width, n_channels, r > 0, r < height - 1,
-                                       col > 0, col < xg[n, WIDTH] - 1)
-                    u[at] = value
+                    value = u[at]
                     total = total + <double>value * value
                     other = other + <double>p[at] * value
                 sums_x[row, c] = total
@@ -196,16 +214,17 @@ def cg_adjoint(const floating[::1] t, const Py_ssize_t[:, ::1] yg,
                floating[::1] q, const Py_ssize_t[:, ::1] xg,
                const floating[:, :, ::1] kernel not None, const floating[:, ::1] tiled,
                const Py_ssize_t[:, ::1] taps, Py_ssize_t stride_h, Py_ssize_t stride_w,
-               const floating[::1] weight,
-               int order, floating[:, ::1] scratch, double[:, ::1] sums, int n_threads):
+               const floating[::1] weight, int order, bint start, floating[:, ::1] scratch,
+               double[:, ::1] sums, int n_threads):
     """``q = A^T t + w R p``, ``R p = -u`` (order 1, ``u = Lap p``) or ``Lap u``
-    (order 2), ``w = weight[n * C + c]``. ``sums[row, c]``: ``p * q``,
-    ``sums[row, C + c]``: ``q**2``."""
+    (order 2), ``w = weight[n * C + c]``. ``sums[row, c]``: ``p * q``, and on the
+    ``start`` pass ``sums[row, C + c]``: ``q**2``. ``scratch`` rows hold two x rows."""
     cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
     cdef Py_ssize_t n_images = xg.shape[0], row, n, r, k, c, col, at, width, height
     cdef const floating* tiled_taps = &tiled[0, 0] if tiled.shape[0] > 0 else NULL
     cdef floating* aty
-    cdef floating value, regular, w
+    cdef floating* regular
+    cdef floating value, w
     cdef double total, other
     assert fits(xg, n_channels, q.shape[0]) and scratch.shape[0] >= n_threads
     with nogil:
@@ -220,23 +239,28 @@ def cg_adjoint(const floating[::1] t, const Py_ssize_t[:, ::1] yg,
                          &taps[n, 0], tiled.shape[1], aty, r, xg[n, WIDTH], n_channels, kh,
                          kw, stride_h, stride_w)
             k = xg[n, OFFSET] + r * width
+            regular = aty + width                # the second half of the scratch row
+            if order == 2:
+                _laplacian_row(&u[k], regular, xg[n, WIDTH], n_channels, width, r > 0,
+                               r < height - 1)
             for c in range(n_channels):
                 w = weight[n * n_channels + c]
                 total = 0
-                other = 0
                 for col in range(xg[n, WIDTH]):
                     at = k + col * n_channels + c
                     if order == 1:
                         value = aty[col * n_channels + c] - w * u[at]
                     else:
-                        regular = _laplacian(&u[0], at, width, n_channels, r > 0,
-                                             r < height - 1, col > 0, col < xg[n, WIDTH] - 1)
-                        value = aty[col * n_channels + c] + w * regular
+                        value = aty[col * n_channels + c] + w * regular[col * n_channels + c]
                     q[at] = value
                     total = total + <double>p[at] * value
-                    other = other + <double>value * value
                 sums[row, c] = total
-                sums[row, n_channels + c] = other
+                if start:
+                    other = 0
+                    for col in range(xg[n, WIDTH]):
+                        at = k + col * n_channels + c
+                        other = other + <double>q[at] * q[at]
+                    sums[row, n_channels + c] = other
 
 
 def cg_vectors(floating[::1] x, floating[::1] p, floating[::1] r, const floating[::1] q,
@@ -260,7 +284,12 @@ def cg_vectors(floating[::1] x, floating[::1] p, floating[::1] r, const floating
             n = image_of_row(&xg[0, 0], n_images, row)
             width = xg[n, WIDTH] * n_channels
             first = xg[n, OFFSET] + (row - xg[n, FIRST_ROW]) * width
-            for c in range(n_channels):
+            if step == 2:                   # no sum: a loop that vectorises
+                for col in range(xg[n, WIDTH]):
+                    for c in range(n_channels):
+                        k = first + col * n_channels + c
+                        p[k] = r[k] + scale[n * n_channels + c] * p[k]
+            for c in range(n_channels * (step != 2)):
                 a = scale[n * n_channels + c]
                 total = 0
                 for col in range(xg[n, WIDTH]):
@@ -268,11 +297,9 @@ def cg_vectors(floating[::1] x, floating[::1] p, floating[::1] r, const floating
                     if step == 0:
                         r[k] = -q[k]
                         p[k] = r[k]
-                    elif step == 1:
+                    else:
                         x[k] = x[k] + a * p[k]
                         r[k] = r[k] - a * q[k]
-                    else:
-                        p[k] = r[k] + a * p[k]
                     total = total + <double>r[k] * r[k]
                 sums[row, c] = total
 
@@ -282,15 +309,67 @@ def cg_vectors(floating[::1] x, floating[::1] p, floating[::1] r, const floating
 # norm <= 1 by the caller; TV couples the channels of a pixel (vectorial TV).
 
 
+cdef void _dual_data_row(const floating* ax, floating* aold, floating* dual,
+                         const floating* data, Py_ssize_t n, floating s,
+                         bint first) noexcept nogil:
+    """``dual = (dual + s (a_bar - data)) / (1 + s)``, ``a_bar = ax`` on the first step,
+    else ``2 ax - aold``; ``aold = ax``. One stretch of contiguous values, no
+    sums: a loop the compiler vectorises."""
+    cdef Py_ssize_t t
+    cdef floating one_s = 1 + s
+    if first:
+        for t in range(n):
+            aold[t] = ax[t]
+            dual[t] = (dual[t] + s * (ax[t] - data[t])) / one_s
+    else:
+        for t in range(n):
+            dual[t] = (dual[t] + s * ((2 * ax[t] - aold[t]) - data[t])) / one_s
+            aold[t] = ax[t]
+
+
+cdef void _dual_tv_row(const floating* xbar, floating* q0, floating* q1, floating* scales,
+                       Py_ssize_t pixels, Py_ssize_t n_channels, Py_ssize_t pitch,
+                       bint last_row, floating s, floating lam) noexcept nogil:
+    """One row of ``(q0, q1) += s grad(xbar)``, then ``* (1 / max(1, |(q0, q1)| / lam))``
+    per pixel (the norm over its channels); ``scales`` holds ``pixels`` values. The
+    gradient is 0 on the last row and column, where ``q + s * 0`` is computed as
+    elsewhere (the same operations as the NumPy fallback)."""
+    cdef Py_ssize_t t, c, px, n = pixels * n_channels
+    cdef floating zero = 0, norm2, norm, scale
+    if last_row:
+        for t in range(n):
+            q0[t] = q0[t] + s * zero
+    else:
+        for t in range(n):
+            q0[t] = q0[t] + s * (xbar[t + pitch] - xbar[t])
+    for t in range(n - n_channels):
+        q1[t] = q1[t] + s * (xbar[t + n_channels] - xbar[t])
+    for t in range(n - n_channels, n):
+        q1[t] = q1[t] + s * zero
+    for px in range(pixels):
+        norm2 = 0
+        for c in range(px * n_channels, (px + 1) * n_channels):
+            norm2 = norm2 + (q0[c] * q0[c] + q1[c] * q1[c])
+        norm = sqrt(norm2)              # rounded to the float type, as NumPy's
+        scale = norm / lam
+        scale = 1 if scale < 1 else scale           # (a select; * 1 changes nothing)
+        scales[px] = 1 / scale
+    for px in range(pixels):
+        for c in range(px * n_channels, (px + 1) * n_channels):
+            q0[c] = q0[c] * scales[px]
+            q1[c] = q1[c] * scales[px]
+
+
 def tv_dual(const floating[::1] x, const floating[::1] xbar, floating[::1] q0,
             floating[::1] q1, const Py_ssize_t[:, ::1] xg, floating[::1] aold,
             floating[::1] dual, const floating[::1] data, const Py_ssize_t[:, ::1] yg,
             const Py_ssize_t[::1] ypitch, const floating[:, :, ::1] kernel not None,
             const floating[:, ::1] tiled, const Py_ssize_t[:, ::1] taps, Py_ssize_t stride_h,
-            Py_ssize_t stride_w, const floating[::1] sigma, const floating[::1] lam, bint first, bint update,
-            floating[:, ::1] scratch, double[:, ::1] sums_y, double[::1] sums_x,
-            int n_threads):
-    """The dual step, and the primal objective of ``x`` (per image ``n``):
+            Py_ssize_t stride_w, const floating[::1] sigma, const floating[::1] lam,
+            bint first, bint update, bint measure, floating[:, ::1] scratch,
+            double[:, ::1] sums_y, double[::1] sums_x, int n_threads):
+    """The dual step (``update``) and the primal objective of ``x`` (``measure``),
+    per image ``n``:
 
     - y rows: ``a = A x``; ``a_bar = a`` on the first step, else ``2 a - aold``
       (``= A xbar``); ``aold = a``; ``dual = (dual + s (a_bar - data)) / (1 + s)``,
@@ -301,13 +380,14 @@ def tv_dual(const floating[::1] x, const floating[::1] xbar, floating[::1] q0,
       channels; ``sums_x[row]``: the TV of ``x`` (sum of the coupled norms of its
       gradient).
 
-    With ``update`` false only the sums of ``x`` are computed.
+    The sums are taken only when ``measure``: without them the loops run over
+    contiguous values and vectorise.
     """
     cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
     cdef Py_ssize_t n_images = xg.shape[0], row, n, r, k, c, x_pitch, width, height, at, col
     cdef const floating* tiled_taps = &tiled[0, 0] if tiled.shape[0] > 0 else NULL
     cdef floating* ax
-    cdef floating a, a_bar, res, s, g0, g1, norm2, grad2, scale, norm
+    cdef floating a, res, s, g0, g1, grad2, norm
     cdef double tv, total, other, third
     assert fits(xg, n_channels, x.shape[0]) and scratch.shape[0] >= n_threads
     with nogil:
@@ -320,59 +400,75 @@ def tv_dual(const floating[::1] x, const floating[::1] xbar, floating[::1] q0,
             _forward_row(&x[xg[n, OFFSET] + r * stride_h * x_pitch], x_pitch,
                          &kernel[0, 0, 0], tiled_taps, &taps[n, 0], tiled.shape[1], ax,
                          yg[n, WIDTH], n_channels, kh, kw, stride_w)
-            s = sigma[n]
             at = yg[n, OFFSET] + r * ypitch[n]
-            for c in range(n_channels):
-                total = 0
-                other = 0
-                third = 0
-                for col in range(yg[n, WIDTH]):
-                    k = at + col * n_channels + c
-                    a = ax[col * n_channels + c]
-                    res = a - data[k]
-                    total = total + <double>res * res
-                    if update:
-                        a_bar = a if first else 2 * a - aold[k]
-                        aold[k] = a
-                        dual[k] = (dual[k] + s * (a_bar - data[k])) / (1 + s)
+            if measure:
+                for c in range(n_channels):
+                    total = 0
+                    for col in range(yg[n, WIDTH]):
+                        res = ax[col * n_channels + c] - data[at + col * n_channels + c]
+                        total = total + <double>res * res
+                    sums_y[row, c] = total
+            if update:
+                _dual_data_row(ax, &aold[at], &dual[at], &data[at], yg[n, WIDTH] * n_channels,
+                               sigma[n], first)
+            if measure:
+                for c in range(n_channels):
+                    other = 0
+                    third = 0
+                    for col in range(yg[n, WIDTH]):
+                        k = at + col * n_channels + c
                         other = other + <double>dual[k] * dual[k]
                         third = third + <double>dual[k] * data[k]
-                sums_y[row, c] = total
-                sums_y[row, n_channels + c] = other
-                sums_y[row, 2 * n_channels + c] = third
+                    sums_y[row, n_channels + c] = other
+                    sums_y[row, 2 * n_channels + c] = third
         for row in prange(batch_rows(&xg[0, 0], n_images), num_threads=n_threads,
                           schedule="static"):
             n = image_of_row(&xg[0, 0], n_images, row)
             r = row - xg[n, FIRST_ROW]
             height = xg[n, HEIGHT]
             width = xg[n, WIDTH] * n_channels
-            s = sigma[n]
-            tv = 0
-            for col in range(xg[n, WIDTH]):
-                at = xg[n, OFFSET] + r * width + col * n_channels
-                grad2 = 0
-                norm2 = 0
-                for c in range(n_channels):
-                    k = at + c
-                    g0 = x[k + width] - x[k] if r < height - 1 else 0
-                    g1 = x[k + n_channels] - x[k] if col < xg[n, WIDTH] - 1 else 0
-                    grad2 = grad2 + (g0 * g0 + g1 * g1)
-                    if update:
-                        g0 = xbar[k + width] - xbar[k] if r < height - 1 else 0
-                        g1 = xbar[k + n_channels] - xbar[k] if col < xg[n, WIDTH] - 1 else 0
-                        q0[k] = q0[k] + s * g0
-                        q1[k] = q1[k] + s * g1
-                        norm2 = norm2 + (q0[k] * q0[k] + q1[k] * q1[k])
-                norm = sqrt(grad2)           # rounded to the float type, as NumPy's
-                tv = tv + norm
-                if update:
-                    norm = sqrt(norm2)
-                    scale = norm / lam[n]
-                    scale = 1 if scale < 1 else scale     # (a select; / 1 changes nothing)
+            at = xg[n, OFFSET] + r * width
+            if measure:
+                tv = 0
+                for col in range(xg[n, WIDTH]):
+                    grad2 = 0
                     for c in range(n_channels):
-                        q0[at + c] = q0[at + c] / scale
-                        q1[at + c] = q1[at + c] / scale
-            sums_x[row] = tv
+                        k = at + col * n_channels + c
+                        g0 = x[k + width] - x[k] if r < height - 1 else 0
+                        g1 = x[k + n_channels] - x[k] if col < xg[n, WIDTH] - 1 else 0
+                        grad2 = grad2 + (g0 * g0 + g1 * g1)
+                    norm = sqrt(grad2)           # rounded to the float type, as NumPy's
+                    tv = tv + norm
+                sums_x[row] = tv
+            if update:
+                _dual_tv_row(&xbar[at], &q0[at], &q1[at], &scratch[threadid(), 0],
+                             xg[n, WIDTH], n_channels, width, r == height - 1, sigma[n],
+                             lam[n])
+
+
+cdef inline void _primal_value(floating z, floating* x, floating* xbar, floating step,
+                               floating lo, floating hi) noexcept nogil:
+    # Selects, not branches: which way they go depends on the data.
+    cdef floating new = x[0] - step * z
+    new = lo if new < lo else new
+    new = hi if new > hi else new
+    xbar[0] = 2 * new - x[0]
+    x[0] = new
+
+
+cdef void _primal_row(const floating* aty, const floating* q0, const floating* q0_up,
+                      const floating* q1, floating* x, floating* xbar, Py_ssize_t n,
+                      Py_ssize_t n_channels, floating step, floating lo,
+                      floating hi) noexcept nogil:
+    """One row of the primal step without sums (a loop the compiler vectorises);
+    ``q0_up``: the row above, zeros on the first row (``q - 0`` is ``q``). The
+    first pixel's ``q1`` has no left neighbour."""
+    cdef Py_ssize_t t
+    for t in range(n_channels):
+        _primal_value(aty[t] - ((q0[t] - q0_up[t]) + q1[t]), &x[t], &xbar[t], step, lo, hi)
+    for t in range(n_channels, n):
+        _primal_value(aty[t] - ((q0[t] - q0_up[t]) + (q1[t] - q1[t - n_channels])), &x[t],
+                      &xbar[t], step, lo, hi)
 
 
 def tv_primal(floating[::1] x, floating[::1] xbar, const floating[::1] q0,
@@ -380,15 +476,16 @@ def tv_primal(floating[::1] x, floating[::1] xbar, const floating[::1] q0,
               const Py_ssize_t[:, ::1] yg, const Py_ssize_t[::1] ypitch,
               const floating[:, :, ::1] kernel not None, const floating[:, ::1] tiled,
               const Py_ssize_t[:, ::1] taps, Py_ssize_t stride_h, Py_ssize_t stride_w,
-              const floating[::1] tau,
-              floating lo, floating hi, floating[:, ::1] scratch, double[:, ::1] sums,
-              int n_threads):
+              const floating[::1] tau, floating lo, floating hi, const floating[::1] zeros,
+              bint measure, floating[:, ::1] scratch, double[:, ::1] sums, int n_threads):
     """The primal step: ``z = A^T dual - div(q0, q1)``; ``x_new = clamp(x - tau[n] z,
-    lo, hi)``; ``xbar = 2 x_new - x``; ``x = x_new``. ``sums[row]``:
-    ``(x_new - x)**2``, ``max(-z, 0)`` and ``x_new**2`` (``3 C`` values)."""
+    lo, hi)``; ``xbar = 2 x_new - x``; ``x = x_new``. With ``measure``, ``sums[row]``:
+    ``(x_new - x)**2``, ``max(-z, 0)`` and ``x_new**2`` (``3 C`` values).
+    ``zeros``: at least a row of zeros (the row above the first)."""
     cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
     cdef Py_ssize_t n_images = xg.shape[0], row, n, r, k, c, col, width, first
     cdef const floating* tiled_taps = &tiled[0, 0] if tiled.shape[0] > 0 else NULL
+    cdef const floating* up
     cdef floating* aty
     cdef floating z, dv, dh, new, step, change
     cdef double total, other, third
@@ -405,7 +502,11 @@ def tv_primal(floating[::1] x, floating[::1] xbar, const floating[::1] q0,
                          kw, stride_h, stride_w)
             step = tau[n]
             first = xg[n, OFFSET] + r * width
-            for c in range(n_channels):
+            if not measure:
+                up = &q0[first - width] if r > 0 else &zeros[0]
+                _primal_row(aty, &q0[first], up, &q1[first], &x[first], &xbar[first], width,
+                            n_channels, step, lo, hi)
+            for c in range(n_channels * measure):
                 total = 0
                 other = 0
                 third = 0
@@ -414,7 +515,6 @@ def tv_primal(floating[::1] x, floating[::1] xbar, const floating[::1] q0,
                     dv = q0[k] - q0[k - width] if r > 0 else q0[k]
                     dh = q1[k] - q1[k - n_channels] if col > 0 else q1[k]
                     z = aty[col * n_channels + c] - (dv + dh)
-                    # Selects, not branches: which way they go depends on the data.
                     new = x[k] - step * z
                     new = lo if new < lo else new
                     new = hi if new > hi else new

@@ -4,15 +4,16 @@
  * The wheel stays portable (no -march flag) and still uses the CPU's vectors:
  * on x86-64 Linux with glibc, the loops are compiled twice, for AVX2 and for
  * the baseline, the right one picked once at load time (GCC / clang
- * target_clones), on 32-byte vectors; the stride-1 convolution's loop
- * (revdeconv_correlate_taps), the hot one, is compiled once per vector width
- * with a vector type of that width (16 bytes for the baseline, 32 for AVX2, 64
- * for AVX-512F, the last unless setup.py found that the compiler cannot target
- * it: REVDECONV_NO_AVX512), and each call takes the widest the CPU has
- * (__builtin_cpu_supports). A clone of code written for 32-byte vectors would
- * not use wider registers, and GCC splits vectors wider than the target's into
- * slow code (ten times slower than the baseline's own width), hence a type per
- * width.
+ * target_clones), on 32-byte vectors. The stride-1 convolution's loop
+ * (revdeconv_correlate_taps), the hot one, has an instance per vector width
+ * instead, each on a vector type of its width (16 bytes for the baseline, 32
+ * for AVX2), and each call takes the CPU's own (__builtin_cpu_supports): GCC
+ * splits vectors wider than the target's into slow code (32-byte vectors on
+ * the baseline ran that loop about ten times slower than 16-byte ones). There is
+ * no AVX-512 instance: on 64-byte vectors that loop ran 10-20% slower than on
+ * 32-byte ones (AMD Zen 5, 512-bit units), since most of its loads (each tap
+ * but the first column's) and its stores are not 64-byte aligned, and every
+ * unaligned 64-byte access spans two cache lines.
  * Elsewhere the baseline build is used. The results are the same bit for bit
  * either way: each sum is evaluated in the order written, and FMA contraction
  * is off (-ffp-contract=off in setup.py; no clone enables FMA either), so wider
@@ -34,7 +35,7 @@
     && !defined(REVDECONV_PORTABLE)
 #if __has_attribute(target_clones)
 #define REVDECONV_CLONES __attribute__((target_clones("avx2", "default")))
-#define REVDECONV_DISPATCH 1 /* one instance per vector width, picked per call */
+#define REVDECONV_DISPATCH 1 /* an instance per vector width, picked per call */
 #endif
 #endif
 #ifndef REVDECONV_CLONES

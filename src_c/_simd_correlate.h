@@ -1,6 +1,6 @@
 /* The vector loop of revdeconv_correlate_taps for one float type and one vector
  * width. _simd_typed.h includes this file once per width, with REVDECONV_BYTES
- * (16, 32 or 64) and REVDECONV_TARGET (the target attribute the width needs)
+ * (16 or 32) and REVDECONV_TARGET (the target attribute the width needs)
  * defined; REVDECONV_WIDE(name) gives name16_float and so on. No include
  * guard: that is the point.
  *

@@ -107,13 +107,6 @@ REVDECONV_TYPED(revdeconv_correlate_taps_from)(REVDECONV_T *out, const REVDECONV
 #include "_simd_correlate.h"
 #undef REVDECONV_BYTES
 #undef REVDECONV_TARGET
-#ifndef REVDECONV_NO_AVX512
-#define REVDECONV_BYTES 64
-#define REVDECONV_TARGET __attribute__((target("avx512f")))
-#include "_simd_correlate.h"
-#undef REVDECONV_BYTES
-#undef REVDECONV_TARGET
-#endif
 #endif
 
 /* out[t] = f(sum over the taps k < n_taps, in order from 0, of
@@ -123,19 +116,14 @@ REVDECONV_TYPED(revdeconv_correlate_taps_from)(REVDECONV_T *out, const REVDECONV
  * being where tap k reads from the first value (i*row_len + j*C for tap
  * (i, j)) and weights[k*chunk + t] its weight for value t's channel. Returns
  * nonzero when one of the sums (before the bias) was not finite, which a NaN or
- * an infinity among the values read makes it. With vector types, on the widest
- * vectors the CPU has (see _simd.h). */
+ * an infinity among the values read makes it. With vector types, on the CPU's
+ * own vector width (see _simd.h). */
 static inline int
 REVDECONV_TYPED(revdeconv_correlate_taps)(REVDECONV_T *out, const REVDECONV_T *src,
                                           const Py_ssize_t *offsets, Py_ssize_t n_taps,
                                           const REVDECONV_T *weights, Py_ssize_t chunk,
                                           Py_ssize_t n, int activation) {
 #if REVDECONV_DISPATCH
-#ifndef REVDECONV_NO_AVX512
-    if (__builtin_cpu_supports("avx512f"))
-        return REVDECONV_TYPED(revdeconv_correlate_taps64)(out, src, offsets, n_taps, weights,
-                                                           chunk, n, activation);
-#endif
     if (__builtin_cpu_supports("avx2"))
         return REVDECONV_TYPED(revdeconv_correlate_taps32)(out, src, offsets, n_taps, weights,
                                                            chunk, n, activation);

@@ -26,9 +26,10 @@ LAYERS = [
     {"convolution", "learning", "reverse", "metrics", "restoration"},
     # 4: many images, files of kernels, the experiment and the benchmark
     {"batch", "kernel_file", "experiment", "report", "_report_text", "_figures",
-     "benchmark", "_bench_cases", "bench_report", "chunked"},
+     "benchmark", "_bench_cases", "bench_report", "chunked", "_restoration_cases"},
     # 5: the command line
-    {"_options", "_inputs", "_pixels", "_runner", "_bench_command", "cli", "__main__"},
+    {"_options", "_inputs", "_pixels", "_runner", "_bench_command", "cli", "__main__",
+     "_partition", "_cluster", "_commands"},
     # 6: the package's namespace
     {"__init__"},
 ]

@@ -13,10 +13,11 @@ import pytest
 
 import revdeconv
 import revdeconv.cli
-from revdeconv import _backend, benchmark
+from revdeconv import _backend, _bench_cases, benchmark
 
 SMALL = dict(size="paper", threads=(1,), repeat=1, images=4)
-N_TARGETS = len(benchmark.SPEED_TARGETS) + len(benchmark.KERNELS)
+N_TARGETS = (len(benchmark.SPEED_TARGETS) + len(benchmark.RESTORE_TARGETS)
+             + len(benchmark.KERNELS))
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +42,14 @@ def test_json_has_every_part_and_every_target(result):
     assert report["command"].startswith("revdeconv.benchmark.run_benchmark(size='paper'")
 
     cases = {row["case"] for row in report["rows"]}
-    assert cases == set(benchmark.KERNELS) | set(benchmark.OUT_CASES) | {benchmark.PIPELINE}
+    assert cases == (set(benchmark.KERNELS) | set(benchmark.OUT_CASES) | {benchmark.PIPELINE}
+                     | set(benchmark.RESTORE_CASES))
     for row in report["rows"]:
         assert {"case", "implementation", "seconds", "images", "note"} <= set(row)
         assert (row["seconds"] is None) == bool(row["note"])
     numpy_rows = [r for r in report["rows"] if r["implementation"] == "numpy"]
-    assert len(numpy_rows) == len(cases) - len(benchmark.OUT_CASES)   # out=: compiled only
+    # out= and one TV iteration: compiled only
+    assert len(numpy_rows) == len(cases) - len(benchmark.OUT_CASES) - 1
     assert all(r["seconds"] > 0 for r in numpy_rows)
     copy = [r for r in report["rows"] if r["case"] == benchmark.DECONVOLVE_OUT
             and r["implementation"] == "np.copyto"]
@@ -163,3 +166,34 @@ def test_bad_arguments_are_one_line_errors(args, name, capsys, tmp_path):
     assert captured.err.count("\n") == 1
     assert captured.err.startswith(f"revdeconv bench: error: {name} must ")
     assert captured.out == "" and not (tmp_path / "r.json").exists()
+
+
+def test_restore_rows_are_timed_per_million_values_with_their_psnr(result):
+    """restore on the compiled backend, the NumPy fallback, scikit-image's Wiener and
+    Richardson-Lucy, on one image: each row with its values and PSNR; one TV
+    iteration on one thread; the three targets of issue 11 decided on them."""
+    rows = {r.implementation: r for r in result.rows if r.case == benchmark.RESTORE}
+    assert set(rows) == {"compiled 1T", "numpy", benchmark.WIENER, benchmark.RICHARDSON_LUCY}
+    values = 180 * 250 * 3                                      # RESTORE_SIZES["paper"]
+    pytest.importorskip("skimage.restoration")
+    for row in rows.values():
+        assert row.seconds > 0 and row.values == values
+        assert row.ms_per_million == pytest.approx(row.seconds / values * 1e9)
+        assert 20 < row.psnr < 50
+    # the same restore on both backends: the same image
+    assert rows["numpy"].psnr == pytest.approx(rows["compiled 1T"].psnr, abs=1e-3)
+    [iteration] = [r for r in result.rows if r.case == benchmark.RESTORE_ITERATION]
+    assert iteration.implementation == "compiled 1T"
+    assert iteration.images == _bench_cases.RESTORE_ITERATIONS
+    assert iteration.ms_per_million == pytest.approx(
+        iteration.seconds / iteration.images / values * 1e9)
+    targets = {t.name: t for t in result.targets}
+    assert targets[f"{benchmark.RESTORE}: compiled vs numpy"].required == 20
+    psnr = targets[f"restore: PSNR above {benchmark.RICHARDSON_LUCY}"]
+    assert psnr.measured == pytest.approx(rows["compiled 1T"].psnr
+                                          - rows[benchmark.RICHARDSON_LUCY].psnr)
+    assert psnr.met == (psnr.measured > 0) and psnr.unit == "dB"
+    per_iteration = targets["restore: one TV iteration, 1 thread"]
+    assert per_iteration.measured == pytest.approx(iteration.ms_per_million)
+    assert per_iteration.required_text == "at most 30 ms per million values"
+    assert "## Restore" in result.to_markdown(header=False)

@@ -457,6 +457,35 @@ def test_a_hand_written_kernel_file_is_accepted(tmp_path, rng, document):
         revdeconv.convolve(load_image(tmp_path / "in" / "a.png"), filters.SHARPEN))
 
 
+def test_deconvolve_with_a_kernel_set_uses_each_files_own_stride_and_activation(
+        tmp_path, rng):
+    """Files read in one chunk, of one channel count and kernel size, whose filters
+    differ in stride or activation: each is deconvolved with its own filter's (not
+    those of the chunk's first file)."""
+    sharpen = np.repeat(filters.SHARPEN[np.newaxis], 3, axis=0)
+    own = {"a": (sharpen, (3, 3), "clip"), "b": (sharpen, (2, 2), "identity"),
+           "c": (sharpen / 4, (3, 3), "identity"), "d": (sharpen / 2, (3, 2), "relu"),
+           "e": (np.full((3, 3, 3), 0.05), None, "identity")}   # no stride: kernel size
+    photos(tmp_path / "in", rng, names=list(own), shape=(12, 15, 3))
+    (tmp_path / "k.json").write_text(json.dumps({
+        "format": "revdeconv-kernels", "version": 1,
+        "kernels": {name: {"kernel": kernel.tolist(), "activation": activation,
+                           **({"stride": list(stride)} if stride else {})}
+                    for name, (kernel, stride, activation) in own.items()}}))
+    run = cli("deconvolve", "in", "--kernel", "k.json", "--format", "npy", "--out", "out",
+              cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "5 done, 0 failed" in run.stderr
+    for name, (kernel, stride, activation) in own.items():
+        image = load_image(tmp_path / "in" / f"{name}.png")
+        expected = revdeconv.deconvolve(image, kernel, stride=stride, activation=activation)
+        first = revdeconv.deconvolve(image, kernel, stride=(3, 3), activation="clip")
+        assert name == "a" or expected.shape != first.shape \
+            or not np.array_equal(expected, first), name      # the test can fail
+        np.testing.assert_array_equal(np.load(tmp_path / "out" / f"{name}.npy"), expected,
+                                      err_msg=name)
+
+
 # -- 10. --version; progress only on a terminal -------------------------------------------
 
 def test_version(tmp_path):

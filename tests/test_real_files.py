@@ -10,7 +10,9 @@ is mocked. The last test runs a folder of every format people keep through
 import hashlib
 import json
 import os
+import re
 import struct
+import subprocess
 import sys
 import zlib
 
@@ -366,19 +368,52 @@ def _compression_claimed(path, code):
     path.write_bytes(bytes(data))
 
 
+#: Read the file named by the first argument, as revdeconv does where imagecodecs is not
+#: installed (tifffile looks for it once, when imported: hence a process of its own).
+WITHOUT_IMAGECODECS = """
+import sys
+sys.modules["imagecodecs"] = None
+import revdeconv.io
+assert revdeconv.io.__file__ == sys.argv[2], revdeconv.io.__file__
+try:
+    revdeconv.io.read_image(sys.argv[1])
+except revdeconv.io.ImageReadError as exc:
+    print(exc)
+else:
+    print("read")
+"""
+
+
 def test_lzw_16bit_colour_tiff_without_imagecodecs_says_what_to_install(tmp_path, rng):
     """tifffile needs imagecodecs for LZW; Pillow would keep 8 bits of 16: refused, with
     what to install, never read at 8 bits."""
-    try:
-        import imagecodecs  # noqa: F401
-        pytest.skip("imagecodecs is installed: tifffile decodes LZW itself")
-    except ImportError:
-        pass
     tifffile.imwrite(tmp_path / "lzw16.tif", rand16(rng, (H, W, 3)), photometric="rgb")
     _compression_claimed(tmp_path / "lzw16.tif", 5)                 # LZW
-    with pytest.raises(ImageReadError, match="LZW.*pip install imagecodecs") as info:
-        read_image(tmp_path / "lzw16.tif")
-    assert "16-bit colour" in str(info.value)
+    run = subprocess.run([sys.executable, "-c", WITHOUT_IMAGECODECS, str(tmp_path / "lzw16.tif"),
+                          revdeconv.io.__file__], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert re.search("LZW.*pip install imagecodecs", run.stdout), run.stdout
+    assert "16-bit colour" in run.stdout
+
+
+@pytest.mark.parametrize("compression, predictor", [
+    ("lzw", None), ("lzw", "horizontal"), ("zlib", None), ("zlib", "horizontal"),
+], ids=["lzw", "lzw-predictor", "deflate", "deflate-predictor"])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_compressed_16bit_colour_tiff_is_read_exactly(tmp_path, rng, compression, predictor,
+                                                      channels):
+    """LZW and deflate (with or without the predictor, as image editors write them):
+    tifffile decodes them with imagecodecs, which the tiff (and test) extra installs."""
+    values = rand16(rng, (H, W, channels))
+    tifffile.imwrite(tmp_path / "c.tif", values, photometric="rgb", compression=compression,
+                     predictor=predictor,
+                     extrasamples=["unassalpha"] if channels == 4 else None)
+    with tifffile.TiffFile(tmp_path / "c.tif") as tif:          # really compressed
+        assert tif.pages[0].compression.name == {"lzw": "LZW", "zlib": "ADOBE_DEFLATE"}[
+            compression]
+    picture = read_image(tmp_path / "c.tif", alpha="last")
+    assert picture.bits == 16
+    np.testing.assert_array_equal(picture.pixels, values / 65535)
 
 
 def test_without_tifffile_8bit_tiff_reads_and_16bit_colour_says_what_to_install(
@@ -413,6 +448,55 @@ def test_command_without_tifffile_names_what_to_install(tmp_path, rng, monkeypat
         line = [x for x in err.splitlines() if name in x]
         assert len(line) == 1 and 'pip install "revdeconv[tiff]"' in line[0], err
     assert "Traceback" not in err and "1 done, 2 failed" in err
+
+
+# -- the memory budget (point 2) counts every TIFF from its headers ----------------------
+
+def read_bytes(path):
+    """Bytes of the pixels of every page of ``path`` as a command reads them."""
+    count = page_count(path)
+    return sum(read_image(path, alpha="last", page=n if count > 1 else None).pixels.nbytes
+               for n in range(count))
+
+
+def footprint(path):
+    from revdeconv._inputs import footprint
+    return footprint(str(path))
+
+
+@pytest.mark.parametrize("values, options", [
+    ((H, W, 3), dict(photometric="rgb")),
+    ((3, H, W), dict(photometric="rgb", planarconfig="separate")),
+    ((H, W, 4), dict(photometric="rgb", extrasamples=["unassalpha"])),
+    ((2, H, W, 3), dict(photometric="rgb")),
+    ((H, W), {}),
+], ids=["rgb", "planar", "rgba", "pages", "grey"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16])
+def test_footprint_of_a_tiff_is_its_pixels_as_read(tmp_path, rng, values, options, dtype):
+    """Float and 16-bit colour TIFFs (which Pillow cannot open, or reads at 8 bits)
+    count as the bytes their pixels take as read (float32 stays float32), not as 0."""
+    path = tmp_path / "t.tif"
+    tifffile.imwrite(path, (rng.random(values) * (65535 if dtype == np.uint16 else 1))
+                     .astype(dtype), **options)
+    assert footprint(path) == read_bytes(path) > 0
+
+
+def test_footprint_of_a_tiff_without_tifffile_is_its_size_times_a_safe_factor(
+        tmp_path, rng, monkeypatch):
+    """Where no header Pillow reads says the pixels' size, the file's size on disk,
+    times a factor that covers an 8-bit image compressed 4:1, stands for it (never 0)."""
+    from revdeconv._inputs import UNKNOWN_BYTES
+    tifffile.imwrite(tmp_path / "frgb.tif", rng.random((H, W, 3)).astype(np.float32),
+                     photometric="rgb")
+    tifffile.imwrite(tmp_path / "zip.tif", rng.random((3, H, W)).astype(np.float32),
+                     photometric="rgb", planarconfig="separate", compression="zlib")
+    as_read = read_bytes(tmp_path / "frgb.tif")
+    monkeypatch.setitem(sys.modules, "tifffile", None)     # as if it were not installed
+    for name in ["frgb.tif", "zip.tif"]:
+        size = os.path.getsize(tmp_path / name)
+        assert footprint(tmp_path / name) == size * UNKNOWN_BYTES > 0, name
+    assert footprint(tmp_path / "frgb.tif") >= as_read
+    assert footprint(tmp_path / "missing.tif") == 0
 
 
 # -- point 5: the Python functions say what they return --------------------------------
@@ -839,4 +923,90 @@ def test_every_format_through_every_command(tmp_path, rng, capsys):
 
     # no input touched, nothing added to the input folder (the nested file included)
     assert sha(tmp_path / "in") == before
-    # TODO(issue 12 point 3): with --recursive, sub/nested.png is done too, under OUT/sub/.
+
+
+def nested_formats(folder, rng):
+    """Files in subfolders of ``folder`` (an :func:`every_format` folder), some with the
+    name of a file above them, by path under ``folder`` -> (bits, has alpha, pages);
+    and a bad nested file."""
+    (folder / "sub" / "deeper").mkdir(parents=True)
+    nested = {"sub/nested.png": (8, False, 1)}                 # every_format's own
+    cv2_png16(folder / "sub" / "rgba16.png", rand16(rng, (H, W, 4)))
+    nested["sub/rgba16.png"] = (16, True, 1)
+    Image.frombytes("LA", (W, H), rand8(rng, (H, W, 2)).tobytes()).save(
+        folder / "sub" / "greya.png")
+    nested["sub/greya.png"] = (8, True, 1)
+    tifffile.imwrite(folder / "sub" / "deeper" / "frgb.tif",
+                     rng.random((H, W, 3)).astype(np.float32), photometric="rgb")
+    nested["sub/deeper/frgb.tif"] = (32, False, 1)
+    tifffile.imwrite(folder / "sub" / "deeper" / "pages.tif", rand16(rng, (2, H, W)),
+                     photometric="minisblack")
+    nested["sub/deeper/pages.tif"] = (16, False, 2)
+    (folder / "sub" / "deeper" / "broken.png").write_text("not a picture\n")
+    return nested
+
+
+def test_every_format_recursive_mirrors_the_tree(tmp_path, rng, capsys):
+    """``--recursive`` through ``filter``, ``learn`` and ``deconvolve``: every nested file
+    is done, its output under the same subfolders of --out, bit depth and alpha kept."""
+    good, bad = every_format(tmp_path / "in", rng)
+    nested = nested_formats(tmp_path / "in", rng)
+    bad = {**bad, "sub/deeper/broken.png": "not an image"}
+    every = {**good, **nested}
+    before = sha(tmp_path / "in")
+
+    def run(*args):
+        status = main(*args)
+        return status, report(capsys)[1]
+
+    for fmt, suffix in [("png", ".png"), ("tiff", ".tiff")]:
+        out = tmp_path / f"f_{fmt}"
+        status, err = run("filter", tmp_path / "in", "--recursive", "--kernel", "blur",
+                          "--format", fmt, "--out", out)
+        assert status == 1, err                      # the bad files fail
+        assert sorted(sha(out)) == outputs_of(every, suffix)
+        pages = sum(p for _, _, p in every.values())
+        line = summary(err, "filter")
+        assert f"{pages} done, {len(bad)} failed" in line and "not entered" not in line
+        for name in bad:
+            assert len([x for x in err.splitlines()
+                        if os.path.join("in", name) + ":" in x]) == 1, (name, err)
+        for name, (bits, alpha, n_pages) in nested.items():
+            for out_name in outputs_of({name: (bits, alpha, n_pages)}, suffix):
+                picture = check_output(out / out_name, bits, alpha, fmt)
+                assert picture.pixels.shape[:2] == (H // 3, W // 3), out_name
+    # a nested file with the name of one above it is its own: computed from its own pixels
+    np.testing.assert_allclose(
+        read_image(tmp_path / "f_tiff" / "sub" / "deeper" / "frgb.tiff").pixels,
+        revdeconv.convolve(read_image(tmp_path / "in" / "sub" / "deeper" / "frgb.tif").pixels,
+                           filters.BLUR), atol=1e-6)
+
+    # learn pairs the nested files by their path under the folders given
+    status, err = run("learn", "--original", tmp_path / "in", "--filtered", tmp_path / "f_png",
+                      "--recursive", "--method", "lstsq", "--out", tmp_path / "k.json")
+    assert status == 0, err
+    learned = json.loads((tmp_path / "k.json").read_text())["kernels"]
+    assert sorted(learned) == sorted(os.path.splitext(n)[0] for n in outputs_of(every, ""))
+    for name, spec in learned.items():
+        np.testing.assert_allclose(np.array(spec["kernel"])[0], filters.BLUR, atol=0.02,
+                                   err_msg=name)
+    status, err = run("learn", "--original", tmp_path / "in", "--filtered", tmp_path / "f_png",
+                      "--recursive", "--shared", "--method", "lstsq",
+                      "--out", tmp_path / "shared.json")
+    assert status == 0, err
+    assert "not entered" not in summary(err, "learn")
+    shared = np.array(json.loads((tmp_path / "shared.json").read_text())["kernel"])
+    np.testing.assert_allclose(shared, np.broadcast_to(filters.BLUR, (3, 3, 3)), atol=0.02)
+
+    # deconvolve each filtered file, nested ones too, with its own filter (found by path)
+    status, err = run("deconvolve", tmp_path / "f_png", "--recursive", "--kernel",
+                      tmp_path / "k.json", "--out", tmp_path / "restored")
+    assert status == 0, err
+    assert sorted(sha(tmp_path / "restored")) == outputs_of(every, ".png")
+    for name, (bits, alpha, n_pages) in every.items():
+        for out_name in outputs_of({name: (bits, alpha, n_pages)}, ".png"):
+            restored = check_output(tmp_path / "restored" / out_name, bits, alpha, "png")
+            assert restored.pixels.shape[:2] == (H, W), out_name
+
+    # no input touched, nothing added to the input folder or its subfolders
+    assert sha(tmp_path / "in") == before

@@ -120,7 +120,11 @@ def test_cgroup_quota_is_read(tmp_path, monkeypatch, v2, v1, expected):
     monkeypatch.setattr(_threads, "_CGROUP_V2", place("cpu.max", v2))
     monkeypatch.setattr(_threads, "_CGROUP_V1", (place("quota", v1 and v1[0]),
                                                  place("period", v1 and v1[1])))
-    assert _threads._cgroup_cpus() == expected
+    _threads._cgroup_cpus.cache_clear()
+    try:
+        assert _threads._cgroup_cpus() == expected
+    finally:
+        _threads._cgroup_cpus.cache_clear()
 
 
 @needs_openmp
