@@ -60,14 +60,16 @@ def test_debug_build_asserts_on_a_bad_geometry():
     geometry = np.array([[0, 3, 3, 0]], dtype=np.intp)
     too_far = np.array([[10, 3, 3, 0]], dtype=np.intp)
     kernel = np.ones((3, 3, 3))
+    out_geometry = np.array([[0, 1, 1, 0]], dtype=np.intp)
+    no_taps = np.empty((1, 0), dtype=np.intp)
+    rows = np.zeros(1, dtype=np.uint8)
     with pytest.raises(AssertionError):
-        _convolve.convolve(src, too_far, kernel, np.zeros(3), np.zeros(3),
-                           np.array([[0, 1, 1, 0]], dtype=np.intp), np.empty((0, 0)),
-                           np.empty((1, 0)), 3, 3, 2, 1)
-    out = np.zeros(3)
-    _convolve.convolve(src, geometry, kernel, np.zeros(3), out,
-                       np.array([[0, 1, 1, 0]], dtype=np.intp), np.empty((0, 0)),
-                       np.empty((1, 0)), 3, 3, 2, 1)
+        _convolve.convolve(src, too_far, kernel, np.zeros(3), [np.zeros((1, 1, 3))],
+                           out_geometry, np.empty((0, 0)), no_taps, np.empty((1, 0)), rows,
+                           3, 3, 2, 1)
+    out = np.zeros((1, 1, 3))
+    _convolve.convolve(src, geometry, kernel, np.zeros(3), [out], out_geometry,
+                       np.empty((0, 0)), no_taps, np.empty((1, 0)), rows, 3, 3, 2, 1)
 
 
 def test_show_config_reports_backend_openmp_threads(capsys):
