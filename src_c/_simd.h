@@ -74,14 +74,6 @@ enum revdeconv_activation {
         if (activation == REVDECONV_CLIP)            \
             v = REVDECONV_SELECT(v > one, one, v);   \
     } while (0)
-/* The end of revdeconv_correlate's k-th vector of sums v: + the bias, f, store. */
-#define REVDECONV_FINISH(v, k)                   \
-    do {                                         \
-        memcpy(&w, bias + t0 + lanes * (k), 32); \
-        v = v + w;                               \
-        REVDECONV_ACTIVATE_VECTOR(v);            \
-        memcpy(out + t0 + lanes * (k), &v, 32);  \
-    } while (0)
 /* The end of revdeconv_correlate_taps's vector of sums v at t: + the bias, f, store. */
 #define REVDECONV_FINISH_AT(v, t)               \
     do {                                        \

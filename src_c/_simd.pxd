@@ -23,12 +23,6 @@ cdef extern from "_simd.h" nogil:
     void solve_step_d "revdeconv_solve_step_double" (
         double*, double*, const double*, const double*, const double*, Py_ssize_t,
         int) noexcept
-    void correlate_f "revdeconv_correlate_float" (
-        float*, const float*, Py_ssize_t, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
-        Py_ssize_t, Py_ssize_t, int) noexcept
-    void correlate_d "revdeconv_correlate_double" (
-        double*, const double*, Py_ssize_t, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
-        Py_ssize_t, Py_ssize_t, int) noexcept
 
     int correlate_taps_f "revdeconv_correlate_taps_float" (
         float*, const float*, const Py_ssize_t*, Py_ssize_t, const float*, Py_ssize_t,
@@ -43,19 +37,6 @@ cdef inline floating activate(floating z, int activation) noexcept nogil:
         return activate_f(z, activation)
     else:
         return activate_d(z, activation)
-
-
-cdef inline void correlate(floating* out, const floating* src, Py_ssize_t src_row_len,
-                           const floating* weights, Py_ssize_t chunk, Py_ssize_t kh,
-                           Py_ssize_t kw, Py_ssize_t n_channels, Py_ssize_t n,
-                           int activation) noexcept nogil:
-    """``out[t] = f(sum_(i, j) weights[(i*kw + j)*chunk + t] * src[i*src_row_len + j*C + t]
-    + weights[kh*kw*chunk + t])`` for ``t < n``: the taps summed in raster order from 0,
-    then the bias, then the activation ``f``."""
-    if floating is float:
-        correlate_f(out, src, src_row_len, weights, chunk, kh, kw, n_channels, n, activation)
-    else:
-        correlate_d(out, src, src_row_len, weights, chunk, kh, kw, n_channels, n, activation)
 
 
 cdef inline bint correlate_taps(floating* out, const floating* src, const Py_ssize_t* offsets,

@@ -14,62 +14,6 @@ static inline REVDECONV_T REVDECONV_TYPED(revdeconv_activate)(REVDECONV_T z, int
     return z;
 }
 
-/* out[t] = f(sum over the taps (i, j), in raster order from 0, of
- * weights[(i*kw + j)*chunk + t] * src[i*src_row_len + j*n_channels + t],
- * then + weights[kh*kw*chunk + t] (the bias)) for t < n, f the activation.
- * With vector types, four 32-byte vectors of outputs are summed at a time in
- * registers: four independent sums hide the latency of an addition, and each
- * output is stored once. */
-REVDECONV_CLONES static inline void
-REVDECONV_TYPED(revdeconv_correlate)(REVDECONV_T *out, const REVDECONV_T *src,
-                                     Py_ssize_t src_row_len, const REVDECONV_T *weights,
-                                     Py_ssize_t chunk, Py_ssize_t kh, Py_ssize_t kw,
-                                     Py_ssize_t n_channels, Py_ssize_t n, int activation) {
-    Py_ssize_t t0 = 0, t, i, j;
-#if REVDECONV_VECTORS
-    typedef REVDECONV_T vec __attribute__((vector_size(32)));
-    typedef REVDECONV_MASK mask __attribute__((vector_size(32)));
-    const Py_ssize_t lanes = 32 / sizeof(REVDECONV_T);
-    const vec zero = {0}, one = zero + 1;
-    const REVDECONV_T *bias = weights + kh * kw * chunk;
-    for (; t0 + 4 * lanes <= n; t0 += 4 * lanes) {
-        vec s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, w, a;
-        for (i = 0; i < kh; i++) {
-            for (j = 0; j < kw; j++) {
-                const REVDECONV_T *wt = weights + (i * kw + j) * chunk + t0;
-                const REVDECONV_T *at = src + i * src_row_len + j * n_channels + t0;
-                memcpy(&w, wt, 32);
-                memcpy(&a, at, 32);
-                s0 = s0 + w * a;
-                memcpy(&w, wt + lanes, 32);
-                memcpy(&a, at + lanes, 32);
-                s1 = s1 + w * a;
-                memcpy(&w, wt + 2 * lanes, 32);
-                memcpy(&a, at + 2 * lanes, 32);
-                s2 = s2 + w * a;
-                memcpy(&w, wt + 3 * lanes, 32);
-                memcpy(&a, at + 3 * lanes, 32);
-                s3 = s3 + w * a;
-            }
-        }
-        REVDECONV_FINISH(s0, 0);
-        REVDECONV_FINISH(s1, 1);
-        REVDECONV_FINISH(s2, 2);
-        REVDECONV_FINISH(s3, 3);
-    }
-#endif
-    for (t = t0; t < n; t++) {
-        REVDECONV_T sum = 0;
-        for (i = 0; i < kh; i++)
-            for (j = 0; j < kw; j++) {
-                REVDECONV_T tap = weights[(i * kw + j) * chunk + t];
-                sum = sum + tap * src[i * src_row_len + j * n_channels + t];
-            }
-        sum = sum + weights[kh * kw * chunk + t];
-        out[t] = REVDECONV_TYPED(revdeconv_activate)(sum, activation);
-    }
-}
-
 /* out[t] = f(sum over the taps k < n_taps, in order, of
  * weights[k*chunk + t] * src[offsets[k] + t], then + weights[n_taps*chunk + t]
  * (the bias)) for the t from t up to n, f the activation; returns nonzero when
