@@ -300,6 +300,15 @@ def _common(parser, out_help=None, outputs=True):
                         help="redo outputs that exist (default: skip them)")
 
 
+def _undo_arguments(run, kernel_help):
+    """The inputs and filter options that ``deconvolve`` and ``restore`` share."""
+    run.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
+    run.add_argument("--kernel", required=True, help=kernel_help)
+    run.add_argument("--stride", type=_options.pair, metavar="S|SHxSW",
+                     help="default: the file's, else the kernel size")
+    run.add_argument("--activation", choices=ACTIVATIONS, help="default: the file's, else clip")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="revdeconv", description="Learn a convolution "
                                      "filter from an image pair, and undo it.")
@@ -340,12 +349,8 @@ def main(argv=None):
     run.set_defaults(handler=_learn)
 
     run = commands.add_parser("deconvolve", help="undo a filter (the paper's reverse solve)")
-    run.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
-    run.add_argument("--kernel", required=True, help=kernel_help + "; a kernel-set file "
-                     "gives each image its own filter, by name")
-    run.add_argument("--stride", type=_options.pair, metavar="S|SHxSW",
-                     help="default: the file's, else the kernel size")
-    run.add_argument("--activation", choices=ACTIVATIONS, help="default: the file's, else clip")
+    _undo_arguments(run, kernel_help + "; a kernel-set file gives each image its own "
+                    "filter, by name")
     eps = np.format_float_scientific(DEFAULT_EPS, trim="-", exp_digits=1)     # 1e-6
     run.add_argument("--eps", type=_options.non_negative_number, default=DEFAULT_EPS,
                      help="weights |w| <= eps are "
@@ -357,12 +362,8 @@ def main(argv=None):
 
     run = commands.add_parser("restore", help="undo a filter by regularized inversion "
                               "(restore: detail between blocks, deblurring at stride 1)")
-    run.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
-    run.add_argument("--kernel", required=True, help=kernel_help + "; a kernel-set file "
-                     "gives each image its own filter (and bias), by name")
-    run.add_argument("--stride", type=_options.pair, metavar="S|SHxSW",
-                     help="default: the file's, else the kernel size")
-    run.add_argument("--activation", choices=ACTIVATIONS, help="default: the file's, else clip")
+    _undo_arguments(run, kernel_help + "; a kernel-set file gives each image its own "
+                    "filter (and bias), by name")
     run.add_argument("--method", choices=restoration.METHODS, help="default: tikhonov (order "
                      "2) when the blocks do not overlap (stride >= kernel size), else tv")
     run.add_argument("--order", type=int, choices=(1, 2), help="tikhonov's prior: 1 gradient, "
