@@ -20,7 +20,7 @@ from ._restore_numpy import reduce_rows
 from ._threads import thread_share
 
 __all__ = ["workspace", "images", "forward", "adjoint", "cg_forward", "cg_adjoint",
-           "cg_vectors", "tv_dual", "tv_primal", "reduce_rows"]
+           "cg_update", "cg_vectors", "tv_dual", "tv_primal", "reduce_rows"]
 
 # The least work (multiply-adds) worth a thread of its own in one pass.
 _MIN_MACS_PER_THREAD = 1 << 16
@@ -107,6 +107,10 @@ def workspace(data, x0, kernel, stride, method, n_threads):
     ws.work = x_size * (kh * kw // (stride[0] * stride[1]) + 8)
     widest = max(max(w for _, w in x_shapes), max(w for _, w in y_shapes)) * n_channels
     ws.scratch = _padded_rows(n_threads, 2 * widest, dtype)
+    # Per-channel scalars repeated along a row (weight, CG's step), filled per pass.
+    pixels = max(w for _, w in x_shapes)
+    ws.weight_rows = np.zeros((len(x0), pixels, n_channels), dtype=dtype)
+    ws.scale_rows = np.zeros((len(x0), pixels, n_channels), dtype=dtype)
     ws.zeros = np.zeros(widest, dtype=dtype)
     rows_x, rows_y = int(ws.xg[-1, 3] + ws.xg[-1, 1]), int(ws.yg[-1, 3] + ws.yg[-1, 1])
     ws.sums_x = np.zeros((rows_x, 3 * n_channels))
@@ -124,6 +128,12 @@ def images(ws):
     return ws.views
 
 
+def _along_rows(rows, values):
+    """``rows[n, px, c] = values[n, c]``, in place; the kernels' ``(n, W * C)`` view."""
+    rows[...] = values[:, None, :]
+    return rows.reshape(len(rows), -1)
+
+
 def _threads(ws):
     return thread_share(ws.n_threads, ws.work, _MIN_MACS_PER_THREAD)
 
@@ -138,8 +148,6 @@ def cg_forward(ws, start):
         _restore.cg_forward(ws.p, ws.u, ws.xg, ws.t, ws.data, ws.yg, ws.ypitch, ws.kernel,
                             ws.tiled_forward, ws.taps_forward, ws.stride[0], ws.stride[1], start,
                             ws.sums_y, ws.sums_x, n_threads)
-    if not start:
-        return None
     c = ws.n_channels
     return (_split(ws.sums_y, ws.first_y, 1, c) + _split(ws.sums_x, ws.first_x, 2, c))
 
@@ -148,16 +156,27 @@ def cg_adjoint(ws, weight, order, start):
     with _threads(ws) as n_threads:
         _restore.cg_adjoint(ws.t, ws.yg, ws.ypitch, ws.p, ws.u, ws.q, ws.xg, ws.kernel,
                             ws.tiled_adjoint, ws.taps_adjoint, ws.stride[0], ws.stride[1],
-                            np.ascontiguousarray(weight.reshape(-1)), order, start,
-                            ws.scratch, ws.sums_x, n_threads)
+                            _along_rows(ws.weight_rows, weight), order, start,
+                            ws.scratch, ws.sums_x, ws.x, ws.r,
+                            ws.scale_rows.reshape(len(ws.xg), -1), False, n_threads)
     p_q, q_sq = _split(ws.sums_x, ws.first_x, 2, ws.n_channels)
     return p_q, (q_sq if start else None)
+
+
+def cg_update(ws, weight, order, scale):
+    with _threads(ws) as n_threads:
+        _restore.cg_adjoint(ws.t, ws.yg, ws.ypitch, ws.p, ws.u, ws.q, ws.xg, ws.kernel,
+                            ws.tiled_adjoint, ws.taps_adjoint, ws.stride[0], ws.stride[1],
+                            _along_rows(ws.weight_rows, weight), order, False, ws.scratch,
+                            ws.sums_x, ws.x, ws.r, _along_rows(ws.scale_rows, scale), True,
+                            n_threads)
+    return _split(ws.sums_x, ws.first_x, 1, ws.n_channels)[0]
 
 
 def cg_vectors(ws, scale, step):
     with _threads(ws) as n_threads:
         _restore.cg_vectors(ws.x, ws.p, ws.r, ws.q, ws.xg,
-                            np.ascontiguousarray(scale.reshape(-1)), step, ws.n_channels,
+                            _along_rows(ws.scale_rows, scale), step, ws.n_channels,
                             ws.sums_x, n_threads)
     if step == 2:
         return np.zeros((len(ws.xg), ws.n_channels))

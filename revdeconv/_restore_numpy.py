@@ -5,7 +5,8 @@ floating-point operations in the same order, so the two backends round
 alike: ``A`` adds its taps in raster order from 0; the adjoint scatters the
 taps in reverse raster order (the order in which the compiled gather adds
 them); sums are taken in float64 row by row (``np.add.accumulate``, which
-adds in order where ``np.sum`` may add pairwise) and then over the rows of
+adds in order where ``np.sum`` may add pairwise; each pixel to one of
+``LANES`` running sums, as the compiled passes do) and then over the rows of
 each image in order. ``n_threads`` is accepted and ignored.
 
 A workspace holds one image's buffers per image, allocated once; every pass
@@ -19,7 +20,7 @@ import numpy as np
 from ._layout import output_size
 
 __all__ = ["workspace", "images", "forward", "adjoint", "cg_forward", "cg_adjoint",
-           "cg_vectors", "tv_dual", "tv_primal", "reduce_rows"]
+           "cg_update", "cg_vectors", "tv_dual", "tv_primal", "reduce_rows"]
 
 
 def reduce_rows(row_sums, first_rows):
@@ -27,9 +28,19 @@ def reduce_rows(row_sums, first_rows):
     return np.add.reduceat(row_sums, first_rows, axis=0)
 
 
+#: Pixel ``px`` of a row adds to running sum ``px % LANES`` (per channel); the lanes
+#: are then added in order: the compiled passes' order (independent sums vectorise).
+LANES = 4
+
+
 def _row_sums(values):
-    """``(H, W, C)`` products in float64 -> ``(H, C)`` sums along each row, in order."""
-    return np.add.accumulate(values, axis=1)[:, -1]
+    """``(H, W, C)`` products in float64 -> ``(H, C)`` sums along each row, in lanes."""
+    height, width, n_channels = values.shape
+    pad = -width % LANES                      # zeros: adding them changes no sum
+    if pad:
+        values = np.concatenate([values, np.zeros((height, pad, n_channels))], axis=1)
+    lanes = np.add.accumulate(values.reshape(height, -1, LANES, n_channels), axis=1)[:, -1]
+    return np.add.accumulate(lanes, axis=1)[:, -1]
 
 
 def _squares(a, b=None):
@@ -123,8 +134,8 @@ def _split(parts, first_rows, pieces):
 
 
 def cg_forward(ws, start):
-    """``t = A p``, ``u = Lap p``; on the ``start`` pass ``t = A p - data`` and the
-    sums of ``t**2``, ``u**2`` and ``p * u`` (else None)."""
+    """``t = A p``, ``u = Lap p`` (on the ``start`` pass ``t = A p - data``); the
+    sums of ``t**2``, ``u**2`` and ``p * u``."""
     rows_y, rows_x = [], []
     for n, p in enumerate(ws.p):
         t = forward(p, ws.kernel, ws.stride)
@@ -133,11 +144,8 @@ def cg_forward(ws, start):
         ws.t[n][...] = t
         u = _laplacian(p)
         ws.u[n][...] = u
-        if start:
-            rows_y.append(_squares(t))
-            rows_x.append(np.concatenate([_squares(u), _squares(p, u)], axis=1))
-    if not start:
-        return None
+        rows_y.append(_squares(t))
+        rows_x.append(np.concatenate([_squares(u), _squares(p, u)], axis=1))
     (t_sq,) = _split(rows_y, ws.first_y, 1)
     return (t_sq,) + _split(rows_x, ws.first_x, 2)
 
@@ -148,15 +156,30 @@ def cg_adjoint(ws, weight, order, start):
     ``(n, C)`` in the images' dtype."""
     rows = []
     for n, (t, p, u) in enumerate(zip(ws.t, ws.p, ws.u)):
-        aty = adjoint(t, ws.kernel, ws.stride, p.shape)
-        if order == 1:
-            q = aty - weight[n] * u
-        else:
-            q = aty + weight[n] * _laplacian(u)
+        q = _prior_step(ws, n, adjoint(t, ws.kernel, ws.stride, p.shape), weight, order)
         ws.q[n][...] = q
         rows.append(np.concatenate([_squares(p, q)] + [_squares(q)] * start, axis=1))
     sums = _split(rows, ws.first_x, 1 + start)
     return sums[0], (sums[1] if start else None)
+
+
+def _prior_step(ws, n, aty, weight, order):
+    """``q = A^T t + w R p`` of image n (see ``cg_adjoint``)."""
+    if order == 1:
+        return aty - weight[n] * ws.u[n]
+    return aty + weight[n] * _laplacian(ws.u[n])
+
+
+def cg_update(ws, weight, order, scale):
+    """``cg_adjoint``'s ``q``, not stored but used: ``x += a p``, ``r -= a q``
+    (``a = scale[n]``); returns the sums of ``r**2``."""
+    rows = []
+    for n, (x, p, r) in enumerate(zip(ws.x, ws.p, ws.r)):
+        q = _prior_step(ws, n, adjoint(ws.t[n], ws.kernel, ws.stride, p.shape), weight, order)
+        x[...] = x + scale[n] * p
+        r[...] = r - scale[n] * q
+        rows.append(_squares(r))
+    return _split(rows, ws.first_x, 1)[0]
 
 
 def cg_vectors(ws, scale, step):

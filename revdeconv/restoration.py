@@ -387,10 +387,12 @@ def _tikhonov(impl, data, x0, kernel, stride, weight, order, lo, hi, activation,
     for _ in range(max_iter):
         if not active.any():
             break
-        impl.cg_forward(ws, False)
-        pq = impl.cg_adjoint(ws, w.astype(dtype), order, False)[0]
+        # p M p = ||A p||^2 + w ||L p||^2 from the forward pass: then A^T and the
+        # update of x and r are one pass, and M p is never stored.
+        t_sq, u_sq, p_u = impl.cg_forward(ws, False)
+        pq = t_sq + w * (u_sq if order == 2 else -p_u)
         alpha = np.where(active[:, None], _ratio(rr, pq), 0.0)
-        rr_new = impl.cg_vectors(ws, alpha.astype(dtype), 1)
+        rr_new = impl.cg_update(ws, w.astype(dtype), order, alpha.astype(dtype))
         objective = objective - 0.5 * alpha * rr       # CG's decrease of the quadratic
         beta = np.where(active[:, None], _ratio(rr_new, rr), 0.0)
         impl.cg_vectors(ws, beta.astype(dtype), 2)

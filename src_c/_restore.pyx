@@ -35,6 +35,114 @@ from cython.parallel cimport prange, threadid
 from _simd cimport correlate_taps, IDENTITY
 from _batch cimport FIRST_ROW, HEIGHT, OFFSET, WIDTH, batch_rows, fits, image_of_row
 
+cdef extern from *:
+    """
+    /* TV's projection: s[px] = 1 / max(1, sqrt(s[px]) / lam) (s[px] the squared norm of
+     * the pixel's dual). Written with SSE2 where there is SSE2: GCC vectorises neither
+     * sqrt nor a select under the default -fmath-errno -ftrapping-math, and the branch
+     * it makes of the select mispredicts. MAXPD(one, v) is ``one > v ? one : v``, the
+     * select below, NaN included; sqrt and the divisions round as the scalar ones. */
+    #if defined(__SSE2__) && !defined(REVDECONV_PORTABLE)
+    #include <emmintrin.h>
+    #define REVDECONV_TV_SSE2 1
+    #else
+    #define REVDECONV_TV_SSE2 0
+    #endif
+    #include <math.h>
+    static void revdeconv_tv_scales_double(double* s, Py_ssize_t n, double lam) {
+        Py_ssize_t i = 0;
+    #if REVDECONV_TV_SSE2
+        const __m128d l = _mm_set1_pd(lam), one = _mm_set1_pd(1.0);
+        for (; i + 2 <= n; i += 2) {
+            __m128d v = _mm_div_pd(_mm_sqrt_pd(_mm_loadu_pd(s + i)), l);
+            _mm_storeu_pd(s + i, _mm_div_pd(one, _mm_max_pd(one, v)));
+        }
+    #endif
+        for (; i < n; i++) {
+            double v = sqrt(s[i]) / lam;
+            v = v < 1 ? 1 : v;
+            s[i] = 1 / v;
+        }
+    }
+    static void revdeconv_tv_scales_float(float* s, Py_ssize_t n, float lam) {
+        Py_ssize_t i = 0;
+    #if REVDECONV_TV_SSE2
+        const __m128 l = _mm_set1_ps(lam), one = _mm_set1_ps(1.0f);
+        for (; i + 4 <= n; i += 4) {
+            __m128 v = _mm_div_ps(_mm_sqrt_ps(_mm_loadu_ps(s + i)), l);
+            _mm_storeu_ps(s + i, _mm_div_ps(one, _mm_max_ps(one, v)));
+        }
+    #endif
+        for (; i < n; i++) {
+            float v = sqrtf(s[i]) / lam;
+            v = v < 1 ? 1 : v;
+            s[i] = 1 / v;
+        }
+    }
+    """
+    void tv_scales_d "revdeconv_tv_scales_double" (double*, Py_ssize_t, double) noexcept nogil
+    void tv_scales_f "revdeconv_tv_scales_float" (float*, Py_ssize_t, float) noexcept nogil
+
+
+cdef inline void _tv_scales(floating* s, Py_ssize_t n, floating lam) noexcept nogil:
+    if floating is float:
+        tv_scales_f(s, n, lam)
+    else:
+        tv_scales_d(s, n, lam)
+
+
+# Sums over a row: pixel ``px`` adds to lane ``px % LANES`` (one running sum per lane
+# and channel, from 0), then the lanes are added in order; independent sums, so the
+# loop is not one chain of dependent additions. ``_restore_numpy._row_sums`` adds alike.
+cdef enum:
+    LANES = 4
+    GROUP = 16                  # channels summed at once (any count, GROUP at a time)
+
+
+cdef inline void _lane_sums(const floating* a, const floating* b, Py_ssize_t pixels,
+                            Py_ssize_t pitch, Py_ssize_t g, double* out) noexcept nogil:
+    """``out[c] = sum a[px * pitch + c] * b[...]`` (``a`` alone when ``b`` is NULL), in
+    double, for ``c < g``; called with a constant ``g`` for the common channel counts
+    (the compiler then unrolls and vectorises the lanes)."""
+    cdef double acc[LANES * GROUP]
+    cdef Py_ssize_t px, j, l, blocks = pixels // LANES
+    cdef const floating* at
+    for j in range(LANES * g):
+        acc[j] = 0
+    for px in range(blocks):
+        at = a + px * LANES * pitch
+        for l in range(LANES):
+            for j in range(g):
+                if b == NULL:
+                    acc[l * g + j] += at[l * pitch + j]
+                else:
+                    acc[l * g + j] += <double>at[l * pitch + j] * b[(px * LANES + l) * pitch + j]
+    for px in range(blocks * LANES, pixels):
+        l = px - blocks * LANES
+        for j in range(g):
+            if b == NULL:
+                acc[l * g + j] += a[px * pitch + j]
+            else:
+                acc[l * g + j] += <double>a[px * pitch + j] * b[px * pitch + j]
+    for j in range(g):
+        out[j] = ((acc[j] + acc[g + j]) + acc[2 * g + j]) + acc[3 * g + j]
+
+
+cdef void _channel_sums(const floating* a, const floating* b, Py_ssize_t pixels,
+                        Py_ssize_t n_channels, double* out) noexcept nogil:
+    """Per channel, the sum over a row of ``a * b`` (``a`` when ``b`` is NULL), in lanes."""
+    cdef Py_ssize_t c0
+    if n_channels == 3:
+        _lane_sums(a, b, pixels, 3, 3, out)
+    elif n_channels == 1:
+        _lane_sums(a, b, pixels, 1, 1, out)
+    else:
+        c0 = 0
+        while c0 < n_channels:
+            _lane_sums(a + c0, NULL if b == NULL else b + c0, pixels, n_channels,
+                       min(<Py_ssize_t>GROUP, n_channels - c0), out + c0)
+            c0 += GROUP
+
 
 cdef void _correlate_row(floating* out, const floating* src, const Py_ssize_t* offsets,
                          Py_ssize_t n_taps, const floating* tiled, Py_ssize_t chunk,
@@ -159,9 +267,10 @@ def cg_forward(const floating[::1] p, floating[::1] u, const Py_ssize_t[:, ::1] 
                const floating[:, ::1] tiled, const Py_ssize_t[:, ::1] taps,
                Py_ssize_t stride_h, Py_ssize_t stride_w, bint start, double[:, ::1] sums_y,
                double[:, ::1] sums_x, int n_threads):
-    """``t = A p`` on the y rows and ``u = Lap p`` on the x rows. On the ``start``
-    pass (``p = x0``), ``t = A p - data`` and the sums: ``sums_y[row, c]``:
-    ``t**2``; ``sums_x[row, c]``: ``u**2``, ``sums_x[row, C + c]``: ``p * u``."""
+    """``t = A p`` on the y rows and ``u = Lap p`` on the x rows; on the ``start``
+    pass (``p = x0``), ``t = A p - data``. The sums: ``sums_y[row, c]``: ``t**2``;
+    ``sums_x[row, c]``: ``u**2``, ``sums_x[row, C + c]``: ``p * u`` (with them
+    ``p * M p`` is known before ``M p`` is: ``||A p||^2 + w ||L p||^2``)."""
     cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
     cdef Py_ssize_t n_images = xg.shape[0], row, n, r, k, c, col, at, x_pitch, width, height
     cdef const floating* tiled_taps = &tiled[0, 0] if tiled.shape[0] > 0 else NULL
@@ -180,14 +289,11 @@ def cg_forward(const floating[::1] p, floating[::1] u, const Py_ssize_t[:, ::1] 
             _forward_row(&p[xg[n, OFFSET] + r * stride_h * x_pitch], x_pitch,
                          &kernel[0, 0, 0], tiled_taps, &taps[n, 0], tiled.shape[1], out,
                          yg[n, WIDTH], n_channels, kh, kw, stride_w)
-            # One channel at a time, so that the sums stay in registers.
-            for c in range(n_channels * start):
-                total = 0
-                for col in range(yg[n, WIDTH]):
-                    k = col * n_channels + c
-                    out[k] = out[k] - data[yg[n, OFFSET] + r * ypitch[n] + k]
-                    total = total + <double>out[k] * out[k]
-                sums_y[row, c] = total
+            if start:
+                k = yg[n, OFFSET] + r * ypitch[n]
+                for col in range(yg[n, WIDTH] * n_channels):
+                    out[col] = out[col] - data[k + col]
+            _channel_sums(out, out, yg[n, WIDTH], n_channels, &sums_y[row, 0])
         for row in prange(batch_rows(&xg[0, 0], n_images), num_threads=n_threads,
                           schedule="static"):
             n = image_of_row(&xg[0, 0], n_images, row)
@@ -197,16 +303,8 @@ def cg_forward(const floating[::1] p, floating[::1] u, const Py_ssize_t[:, ::1] 
             k = xg[n, OFFSET] + r * width
             _laplacian_row(&p[k], &u[k], xg[n, WIDTH], n_channels, width, r > 0,
                            r < height - 1)
-            for c in range(n_channels * start):
-                total = 0
-                other = 0
-                for col in range(xg[n, WIDTH]):
-                    at = k + col * n_channels + c
-                    value = u[at]
-                    total = total + <double>value * value
-                    other = other + <double>p[at] * value
-                sums_x[row, c] = total
-                sums_x[row, n_channels + c] = other
+            _channel_sums(&u[k], &u[k], xg[n, WIDTH], n_channels, &sums_x[row, 0])
+            _channel_sums(&p[k], &u[k], xg[n, WIDTH], n_channels, &sums_x[row, n_channels])
 
 
 def cg_adjoint(const floating[::1] t, const Py_ssize_t[:, ::1] yg,
@@ -214,19 +312,26 @@ def cg_adjoint(const floating[::1] t, const Py_ssize_t[:, ::1] yg,
                floating[::1] q, const Py_ssize_t[:, ::1] xg,
                const floating[:, :, ::1] kernel not None, const floating[:, ::1] tiled,
                const Py_ssize_t[:, ::1] taps, Py_ssize_t stride_h, Py_ssize_t stride_w,
-               const floating[::1] weight, int order, bint start, floating[:, ::1] scratch,
-               double[:, ::1] sums, int n_threads):
+               const floating[:, ::1] weight, int order, bint start, floating[:, ::1] scratch,
+               double[:, ::1] sums, floating[::1] x, floating[::1] res,
+               const floating[:, ::1] scale, bint update, int n_threads):
     """``q = A^T t + w R p``, ``R p = -u`` (order 1, ``u = Lap p``) or ``Lap u``
-    (order 2), ``w = weight[n * C + c]``. ``sums[row, c]``: ``p * q``, and on the
-    ``start`` pass ``sums[row, C + c]``: ``q**2``. ``scratch`` rows hold two x rows."""
+    (order 2), ``w = weight[n, col * C + c]``. ``sums[row, c]``: ``p * q``, and on the
+    ``start`` pass ``sums[row, C + c]``: ``q**2``. ``scratch`` rows hold two x rows.
+
+    With ``update``, ``q`` is not stored but used: ``x += a p``, ``res -= a q``
+    (``cg_vectors``' step 1 in the same pass; ``a``: ``scale``, laid out as
+    ``weight``), and ``sums[row, c]`` receives ``res**2``."""
     cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
     cdef Py_ssize_t n_images = xg.shape[0], row, n, r, k, c, col, at, width, height
     cdef const floating* tiled_taps = &tiled[0, 0] if tiled.shape[0] > 0 else NULL
     cdef floating* aty
     cdef floating* regular
-    cdef floating value, w
-    cdef double total, other
+    cdef const floating* weights
+    cdef const floating* scales
+    cdef floating value
     assert fits(xg, n_channels, q.shape[0]) and scratch.shape[0] >= n_threads
+    assert fits(xg, n_channels, x.shape[0]) and res.shape[0] == x.shape[0]
     with nogil:
         for row in prange(batch_rows(&xg[0, 0], n_images), num_threads=n_threads,
                           schedule="static"):
@@ -243,28 +348,32 @@ def cg_adjoint(const floating[::1] t, const Py_ssize_t[:, ::1] yg,
             if order == 2:
                 _laplacian_row(&u[k], regular, xg[n, WIDTH], n_channels, width, r > 0,
                                r < height - 1)
-            for c in range(n_channels):
-                w = weight[n * n_channels + c]
-                total = 0
-                for col in range(xg[n, WIDTH]):
-                    at = k + col * n_channels + c
+            weights = &weight[n, 0]
+            if update:
+                scales = &scale[n, 0]
+                for at in range(width):
                     if order == 1:
-                        value = aty[col * n_channels + c] - w * u[at]
+                        value = aty[at] - weights[at] * u[k + at]
                     else:
-                        value = aty[col * n_channels + c] + w * regular[col * n_channels + c]
-                    q[at] = value
-                    total = total + <double>p[at] * value
-                sums[row, c] = total
-                if start:
-                    other = 0
-                    for col in range(xg[n, WIDTH]):
-                        at = k + col * n_channels + c
-                        other = other + <double>q[at] * q[at]
-                    sums[row, n_channels + c] = other
+                        value = aty[at] + weights[at] * regular[at]
+                    x[k + at] = x[k + at] + scales[at] * p[k + at]
+                    res[k + at] = res[k + at] - scales[at] * value
+                _channel_sums(&res[k], &res[k], xg[n, WIDTH], n_channels, &sums[row, 0])
+                continue
+            if order == 1:
+                for at in range(width):
+                    q[k + at] = aty[at] - weights[at] * u[k + at]
+            else:
+                for at in range(width):
+                    q[k + at] = aty[at] + weights[at] * regular[at]
+            _channel_sums(&p[k], &q[k], xg[n, WIDTH], n_channels, &sums[row, 0])
+            if start:
+                _channel_sums(&q[k], &q[k], xg[n, WIDTH], n_channels,
+                              &sums[row, n_channels])
 
 
 def cg_vectors(floating[::1] x, floating[::1] p, floating[::1] r, const floating[::1] q,
-               const Py_ssize_t[:, ::1] xg, const floating[::1] scale, int step,
+               const Py_ssize_t[:, ::1] xg, const floating[:, ::1] scale, int step,
                Py_ssize_t n_channels, double[:, ::1] sums, int n_threads):
     """The vector updates of CG, ``a = scale[n * C + c]``:
 
@@ -274,34 +383,29 @@ def cg_vectors(floating[::1] x, floating[::1] p, floating[::1] r, const floating
 
     ``sums[row, c]`` receives ``r**2`` (steps 0 and 1).
     """
-    cdef Py_ssize_t n_images = xg.shape[0], row, n, k, c, col, width, first
-    cdef floating a
-    cdef double total
-    assert fits(xg, n_channels, x.shape[0]) and fits(xg, n_channels, q.shape[0])
+    cdef Py_ssize_t n_images = xg.shape[0], row, n, k, width, first
+    cdef const floating* scales
+    assert fits(xg, n_channels, x.shape[0]) and scale.shape[0] == xg.shape[0]
     with nogil:
         for row in prange(batch_rows(&xg[0, 0], n_images), num_threads=n_threads,
                           schedule="static"):
             n = image_of_row(&xg[0, 0], n_images, row)
             width = xg[n, WIDTH] * n_channels
             first = xg[n, OFFSET] + (row - xg[n, FIRST_ROW]) * width
-            if step == 2:                   # no sum: a loop that vectorises
-                for col in range(xg[n, WIDTH]):
-                    for c in range(n_channels):
-                        k = first + col * n_channels + c
-                        p[k] = r[k] + scale[n * n_channels + c] * p[k]
-            for c in range(n_channels * (step != 2)):
-                a = scale[n * n_channels + c]
-                total = 0
-                for col in range(xg[n, WIDTH]):
-                    k = first + col * n_channels + c
-                    if step == 0:
-                        r[k] = -q[k]
-                        p[k] = r[k]
-                    else:
-                        x[k] = x[k] + a * p[k]
-                        r[k] = r[k] - a * q[k]
-                    total = total + <double>r[k] * r[k]
-                sums[row, c] = total
+            scales = &scale[n, 0]
+            if step == 0:
+                for k in range(first, first + width):
+                    r[k] = -q[k]
+                    p[k] = r[k]
+            elif step == 1:
+                for k in range(width):
+                    x[first + k] = x[first + k] + scales[k] * p[first + k]
+                    r[first + k] = r[first + k] - scales[k] * q[first + k]
+            else:
+                for k in range(width):
+                    p[first + k] = r[first + k] + scales[k] * p[first + k]
+            if step != 2:
+                _channel_sums(&r[first], &r[first], xg[n, WIDTH], n_channels, &sums[row, 0])
 
 
 # --------------------------------------------------------------------------------------
@@ -335,7 +439,7 @@ cdef void _dual_tv_row(const floating* xbar, floating* q0, floating* q1, floatin
     gradient is 0 on the last row and column, where ``q + s * 0`` is computed as
     elsewhere (the same operations as the NumPy fallback)."""
     cdef Py_ssize_t t, c, px, n = pixels * n_channels
-    cdef floating zero = 0, norm2, norm, scale
+    cdef floating zero = 0, norm2
     if last_row:
         for t in range(n):
             q0[t] = q0[t] + s * zero
@@ -350,10 +454,8 @@ cdef void _dual_tv_row(const floating* xbar, floating* q0, floating* q1, floatin
         norm2 = 0
         for c in range(px * n_channels, (px + 1) * n_channels):
             norm2 = norm2 + (q0[c] * q0[c] + q1[c] * q1[c])
-        norm = sqrt(norm2)              # rounded to the float type, as NumPy's
-        scale = norm / lam
-        scale = 1 if scale < 1 else scale           # (a select; * 1 changes nothing)
-        scales[px] = 1 / scale
+        scales[px] = norm2
+    _tv_scales(scales, pixels, lam)     # 1 / max(1, sqrt(norm2) / lam), in the float type
     for px in range(pixels):
         for c in range(px * n_channels, (px + 1) * n_channels):
             q0[c] = q0[c] * scales[px]

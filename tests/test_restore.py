@@ -122,6 +122,22 @@ def test_compiled_passes_equal_numpy_bit_for_bit(stride, dtype, rng):
                                       _restore_numpy.adjoint(ax, kernel, stride, x.shape))
 
 
+@pytest.mark.parametrize("n_channels", [1, 3, 5, 17])   # 17: more than one group of 16
+@pytest.mark.parametrize("width", [2, 9, 12])              # fewer than 4 pixels, remainders
+def test_compiled_sums_equal_numpy_bit_for_bit(n_channels, width, rng):
+    compiled = passes("compiled")
+    kernel = rng.normal(size=(n_channels, 2, 2))
+    x0 = [rng.random((5, width, n_channels)), rng.random((4, width + 1, n_channels))]
+    data = [rng.random((4, width - 1, n_channels)), rng.random((3, width, n_channels))]
+    ours, theirs = (impl.workspace(data, x0, kernel, (1, 1), "tikhonov", 2)
+                    for impl in (compiled, _restore_numpy))
+    for a, b in zip(compiled.cg_forward(ours, True), _restore_numpy.cg_forward(theirs, True)):
+        np.testing.assert_array_equal(a, b)
+    weight, step = rng.random((2, n_channels)), rng.random((2, n_channels))
+    np.testing.assert_array_equal(compiled.cg_update(ours, weight, 2, step),
+                                  _restore_numpy.cg_update(theirs, weight, 2, step))
+
+
 # ---------------------------------------------------------------------------------------
 # Tikhonov against dense least squares
 
