@@ -38,6 +38,12 @@ KERNELS = (CONVOLVE_S1, CONVOLVE_S3, LEARN_SGD, LEARN_LSTSQ, DECONVOLVE)
 CONVOLVE_S1_OUT = "convolve 3x3 stride 1, out="
 DECONVOLVE_OUT = "deconvolve stride 3, out="
 OUT_CASES = (CONVOLVE_S1_OUT, DECONVOLVE_OUT)
+#: ``revdeconv filter`` and ``deconvolve`` over a folder of PNG files, against a
+#: ten-line OpenCV loop on one thread (``revdeconv._bench_folder``).
+FOLDER_FILTER = "folder: filter"
+FOLDER_DECONVOLVE = "folder: deconvolve"
+FOLDER_CASES = (FOLDER_FILTER, FOLDER_DECONVOLVE)
+OPENCV_LOOP = "OpenCV loop 1T"
 #: ``restore`` at its defaults (TV) on a natural image blurred by a Gaussian 5x5,
 #: noise 0.01, 8 bits, against scikit-image's Wiener and Richardson-Lucy; and one TV
 #: iteration (``tol=0``, :data:`RESTORE_ITERATIONS` of them, one thread).
@@ -83,6 +89,10 @@ SPEED_TARGETS = (
     (DECONVOLVE, "compiled", "numpy", 10),
     (PIPELINE, "compiled", "numpy", 100),
     (PIPELINE, "compiled 2T", "compiled 1T", 1.7),
+    (FOLDER_FILTER, "compiled 1T", OPENCV_LOOP, 1),
+    (FOLDER_FILTER, "compiled 2T", "compiled 1T", 1.7),
+    (FOLDER_DECONVOLVE, "compiled 1T", OPENCV_LOOP, 1),
+    (FOLDER_DECONVOLVE, "compiled 2T", "compiled 1T", 1.7),
     (RESTORE, "compiled", "numpy", 20),
     (RESTORE, "compiled", RICHARDSON_LUCY, 1),
 )
@@ -234,6 +244,7 @@ class _Job:
     note: str = ""
     values: int = 0
     psnr: object = None           # a callable giving the PSNR, after the warm-up
+    check: object = None          # a callable giving a note, after the timings
 
     def time_once(self):
         """Seconds of one run of ``call`` (in ``context``)."""
@@ -262,7 +273,8 @@ def _time_case(jobs, step):
                 best[k] = min(best[k], job.time_once())
     return [TimingRow(job.case, job.implementation, note=job.note) if job.note else
             TimingRow(job.case, job.implementation, best[k], job.images, job.repeat,
-                      values=job.values, psnr=job.psnr() if job.psnr else None)
+                      values=job.values, psnr=job.psnr() if job.psnr else None,
+                      note=job.check() if job.check else "")
             for k, job in enumerate(jobs)]
 
 

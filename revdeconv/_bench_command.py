@@ -3,8 +3,10 @@
 import os
 import shlex
 import sys
+import tempfile
 
 from . import _backend
+from ._bench_folder import folder_jobs
 from ._options import progress
 from .benchmark import DEFAULT_SIZE, NUMPY_IMAGES, SIZES, _check_options, run_benchmark
 
@@ -51,20 +53,24 @@ def add_arguments(parser, *, outputs=None):
                             help=f"write {what}" + (f" (default {default})" if default else ""))
 
 
-def run_command(args, command, progress=None):
+def run_command(args, command, progress=None, main=None):
     """Run the benchmark for options parsed by :func:`add_arguments`: print the tables,
     write the files asked for, and return the exit status (0).
 
     ``command`` is the command line to record; ``progress`` is passed on to
-    :func:`revdeconv.benchmark.run_benchmark`. Bad options raise ValueError before
-    anything runs.
+    :func:`revdeconv.benchmark.run_benchmark`. With ``main`` (the command line's
+    entry point), the folder cases run it (:mod:`revdeconv._bench_folder`). Bad
+    options raise ValueError before anything runs.
     """
     _check_options(args.size, args.threads, args.repeat, args.images, NUMPY_IMAGES)
     if not _backend.compiled_available():
         print(f"revdeconv bench: the compiled extension is not available "
               f"({_backend.IMPORT_ERROR}); timing the NumPy fallback only", file=sys.stderr)
-    result = run_benchmark(args.size, args.threads, args.repeat, args.images,
-                           progress=progress, command=command)
+    with tempfile.TemporaryDirectory(prefix="revdeconv-bench-") as folder:
+        more = () if main is None else folder_jobs(main, args.images, args.threads,
+                                                   args.repeat, folder)
+        result = run_benchmark(args.size, args.threads, args.repeat, args.images,
+                               progress=progress, command=command, more=more)
     markdown = result.to_markdown()
     print(markdown)
     for path, text in ((args.json, result.to_json()), (args.markdown, markdown)):
@@ -78,9 +84,10 @@ def run_command(args, command, progress=None):
     return 0
 
 
-def bench(args):
+def bench(args, main=None):
     """``revdeconv bench``: :func:`run_command` with a progress display."""
     bar = progress(sys.stderr)
     # padded: a shorter label must cover the longer one before it
     return run_command(args, shlex.join(["revdeconv", *args.argv]),
-                       progress=lambda done, total, label: bar(done, total, f"{label:<40}"))
+                       progress=lambda done, total, label: bar(done, total, f"{label:<40}"),
+                       main=main)

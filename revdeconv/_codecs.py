@@ -123,7 +123,7 @@ def _upright(array, orientation):
 
 
 def _as_unit(values, top):
-    return values.astype(np.float64) / top
+    return np.divide(values, top, dtype=np.float64)       # one pass, one new array
 
 
 def _float_pixels(values):
@@ -391,15 +391,17 @@ def _wide_int(values):
 
 # -- writing ---------------------------------------------------------------------------
 
-def png16(values):
+def png16(values, level=None):
     """A 16-bit PNG file of ``values`` (uint16, ``(H, W)`` or ``(H, W, C)``, C in 1-4):
-    IHDR, IDAT (every row Paeth-filtered, compressed in bands of rows) and IEND,
-    each with its CRC (the PNG specification, ISO/IEC 15948)."""
+    IHDR, IDAT (every row Paeth-filtered, compressed in bands of rows at zlib's
+    ``level``; None: level 1, run-length strategy) and IEND, each with its CRC (the
+    PNG specification, ISO/IEC 15948)."""
     if values.ndim == 2:
         values = values[:, :, None]
     height, width, channels = values.shape
     raw = values.astype(">u2").view(np.uint8).reshape(height, width * channels * 2)
-    compressor = zlib.compressobj(6)
+    compressor = (zlib.compressobj(1, strategy=zlib.Z_RLE) if level is None
+                  else zlib.compressobj(level))
     data = []
     for start in range(0, height, _PNG_BAND):
         rows = raw[start:start + _PNG_BAND]

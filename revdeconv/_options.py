@@ -43,6 +43,13 @@ def whole_number(value):
     return number
 
 
+def png_level(value):
+    """``--png-compression``: zlib's level, 0 to 9."""
+    if value.strip() not in [str(level) for level in range(10)]:
+        raise _bad("a zlib level from 0 (no compression) to 9 (the smallest files)", value)
+    return int(value)
+
+
 def pair(value):
     """One whole number or two, ``3``, ``3x2`` or ``3,2`` (rows, columns): a stride
     or a kernel size, as the Python functions take it.

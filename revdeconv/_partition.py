@@ -66,8 +66,13 @@ class _Planner(Run):
     def __init__(self, run):
         self.__dict__.update(run.__dict__)
 
-    def _load(self, batch):
+    _chunk_cap = float("inf")       # the chunks by memory, as the cluster's tasks cut them
+
+    def _load(self, batch, reading):
         return batch
+
+    def written(self):
+        pass
 
     def _chunk_line(self):
         pass
@@ -118,13 +123,13 @@ class Worker(Run):
         finally:
             _task.worker = None
 
-    def _read(self, path):
+    def _read(self, path, reading):
         self._current = path
-        return super()._read(path)
+        return super()._read(path, reading)
 
-    def _load(self, batch):
+    def _load(self, batch, reading):
         self._phase = 0
-        loaded = super()._load(batch)
+        loaded = super()._load(batch, reading)
         self._phase = 1
         return loaded
 

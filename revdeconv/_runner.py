@@ -15,17 +15,18 @@ same chain over (original, filtered) pairs for ``learn``. The command line
 (``cli.py``) only parses arguments and says what to compute.
 """
 
-import contextlib
 import os
-import sys
 import time
 
 from . import _pixels
+from ._pipeline import CHUNK_BYTES, Files
+from ._tally import Interrupted, Tally  # noqa: F401 (Interrupted: the command line's)
 from ._inputs import (case_insensitive, expand, footprint, reason, refuse_overwriting,
-                      sigint_deferred, subfolder_note)
+                      sigint_deferred)
 from ._options import DEFAULT_MEMORY
 from ._pixels import load_rgb  # noqa: F401 (the command line's)
-from .io import ImageReadError, remove_stale_temporaries, save_array, save_image
+from .io import (DEFAULT_PNG_COMPRESSION, ImageReadError, remove_stale_temporaries,
+                 save_array, save_image)
 
 FORMATS = {"png": ".png", "tiff": ".tiff", "npy": ".npy"}
 DEFAULT_FORMAT = "png"
@@ -45,12 +46,9 @@ def stem(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a run, already reported on its one line."""
-
-
-class Run:
-    """One command over many files: counts, reports, progress and outputs.
+class Run(Tally):
+    """One command over many files: inputs, chunks and outputs (the counts and reports:
+    :class:`revdeconv._tally.Tally`).
 
     The inputs are expanded once, before anything is written (so no output of
     the run is one of its inputs), and an output that would replace an input
@@ -63,91 +61,30 @@ class Run:
     def __init__(self, command, *, out=None, fmt=DEFAULT_FORMAT, overwrite=False, quiet=False,
                  chunk=None, memory=DEFAULT_MEMORY, output_scale=1.0, recursive=False,
                  out_file=None, alpha=_pixels.DEFAULT_ALPHA, bits=None, stream=None,
-                 cluster=None):
-        self.command = command
+                 cluster=None, n_threads=None, png_compression=DEFAULT_PNG_COMPRESSION):
+        super().__init__(command, quiet=quiet, stream=stream)
+        self.files = Files(n_threads)              # where files are decoded and encoded
+        self.png_compression = png_compression
         self.cluster = cluster                     # a _cluster.Cluster: files on its workers
         self.alpha, self.bits = alpha, bits        # see _pixels: --alpha, --bits
-        self.out, self.fmt, self.overwrite, self.quiet = out, fmt, overwrite, quiet
+        self.out, self.fmt, self.overwrite = out, fmt, overwrite
         self.chunk, self.memory, self.output_scale = chunk, memory, output_scale
         self.recursive, self.out_file = recursive, out_file
-        self.stream = stream or sys.stderr
-        self.done = self.failed = self.skipped = 0
-        self.total = self.subfolders = 0
-        self.show_progress = not quiet and self.stream.isatty()
         self._rel, self._claimed, self._folded = {}, {}, {}
-        self._kept, self._carry, self._skips = {}, None, {}
-        self._start = time.perf_counter()
+        self._kept, self._carry, self._writing, self._line_due = {}, None, [], False
 
     def __getstate__(self):     # to a cluster's worker (_cluster): absolute paths (it has
         # its own working folder), not the stream, the cluster or what this run claimed
         return dict(self.__dict__, stream=None, cluster=None, _claimed={}, _folded={}, _kept={},
+                    files=Files(1), _writing=[],
                     out=self.out and os.path.abspath(self.out),
                     _rel={_pixels.absolute(path): rel for path, rel in self._rel.items()})
 
-    # -- reporting -----------------------------------------------------------------
+    _chunk_cap = CHUNK_BYTES        # see revdeconv._pipeline
+
     def fail(self, path, reason):
-        self.failed += 1
         self._kept.pop(_pixels.key(path), None)
-        self._clear_progress()
-        print(f"revdeconv {self.command}: {path}: {reason}", file=self.stream)
-        self._progress()
-
-    def skip(self, path, reason, why):
-        """Leave ``path`` out, with its ``reason`` on a line; counted as skipped
-        (``why``, in the summary), not as failed."""
-        self.skipped += 1
-        self._skips[why] = self._skips.get(why, 0) + 1
-        self._clear_progress()
-        print(f"revdeconv {self.command}: {path}: skipped: {reason}", file=self.stream)
-        self._progress()
-
-    def succeed(self, count=1):
-        self.done += count
-        self._progress()
-
-    def _progress(self):
-        if self.show_progress and self.total:
-            finished = self.done + self.failed + self.skipped
-            filled = 30 * finished // self.total
-            self.stream.write(f"\r[{'#' * filled}{'-' * (30 - filled)}] {finished}/{self.total}")
-            self.stream.flush()
-
-    def _clear_progress(self):
-        if self.show_progress:
-            self.stream.write("\r" + " " * 50 + "\r")
-
-    def _chunk_line(self):
-        """Where there is no bar (a pipe, a log), one line after each chunk but the last."""
-        if not self.quiet and not self.show_progress:
-            print(f"revdeconv {self.command} {self.done + self.failed + self.skipped}/"
-                  f"{self.total} ({time.perf_counter() - self._start:.1f} s)", file=self.stream)
-
-    def finish(self):
-        """Print the summary line; the exit status: 1 when anything failed."""
-        self._clear_progress()
-        why = dict(self._skips)                    # reason -> count
-        if self.skipped > sum(why.values()):
-            why["output exists; --overwrite to redo"] = self.skipped - sum(why.values())
-        reasons = list(why) if len(why) == 1 else [f"{n} {w}" for w, n in why.items()]
-        skipped = f", {self.skipped} skipped ({'; '.join(reasons)})" if self.skipped else ""
-        if not self.quiet or self.failed:
-            print(f"revdeconv {self.command}: {self.done} done, {self.failed} failed{skipped}"
-                  f"{subfolder_note(self.subfolders)}", file=self.stream)
-        return 1 if self.failed else 0
-
-    @contextlib.contextmanager
-    def _interruptible(self):
-        """Ctrl-C ends the run with one line, then raises :class:`Interrupted`."""
-        try:
-            yield
-        except KeyboardInterrupt:
-            self._clear_progress()
-            left = max(self.total - self.done - self.failed - self.skipped, 0)
-            failed = f", {self.failed} failed" if self.failed else ""
-            skipped = f", {self.skipped} skipped" if self.skipped else ""
-            print(f"revdeconv {self.command}: interrupted: {self.done} done{failed}{skipped}, "
-                  f"{left} not started", file=self.stream)
-            raise Interrupted from None
+        super().fail(path, reason)
 
     # -- inputs and outputs --------------------------------------------------------
     def inputs(self, specs, skip=None):
@@ -193,24 +130,50 @@ class Run:
         return todo
 
     def write(self, path, array):
-        """Write the output for input ``path`` (whole or not at all; a Ctrl-C waits
-        until the file is written and counted)."""
+        """Start writing the output for input ``path`` (whole or not at all); it is
+        counted, done or failed, by :meth:`written`."""
+        alpha, bits = self._kept.pop(_pixels.key(path), (None, None))
         target = self.output_path(path)
-        with sigint_deferred():
+        self._writing.append((path, target, self.files.write(
+            self._save, target, array, None if alpha is None else (self._carry, path, alpha),
+            _pixels.output_bits(bits, self.fmt, self.bits))))
+
+    def written(self):
+        """Count the outputs started by :meth:`write`, in order, each when it is on
+        disk (a Ctrl-C meanwhile: the files being written are finished first); then
+        the chunk's line, if it waited for them."""
+        while self._writing:
+            path, target, writing = self._writing[0]
             try:
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                alpha, bits = self._kept.pop(_pixels.key(path), (None, None))
-                if alpha is not None:              # --alpha keep: to the output's geometry
-                    array = _pixels.with_alpha(array, self._carry(path, alpha, array.shape[:2]))
-                if self.fmt == "npy":
-                    save_array(target, array)
-                else:
-                    save_image(target, array, bits=_pixels.output_bits(bits, self.fmt,
-                                                                       self.bits))
+                writing.result()
             except (OSError, ValueError, ImportError) as exc:   # ImportError: what to install
+                self._writing.pop(0)
                 self.fail(path, f"cannot write {target}: {reason(exc)}")
-                return
-            self.succeed()
+            else:
+                self._writing.pop(0)
+                self.succeed()
+        if self._line_due:
+            self._line_due = False
+            super()._chunk_line()
+
+    def _chunk_line(self):
+        """A chunk's line counts its files once they are written (:meth:`written`)."""
+        if self._writing:
+            self._line_due = True
+        else:
+            super()._chunk_line()
+
+    def _save(self, target, array, carried, bits):
+        """Write one output (on the pool of :attr:`files`): alpha carried to the output's
+        geometry (``--alpha keep``), as ``.npy`` or an image file."""
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if carried is not None:
+            carry, path, alpha = carried
+            array = _pixels.with_alpha(array, carry(path, alpha, array.shape[:2]))
+        if self.fmt == "npy":
+            save_array(target, array)
+        else:
+            save_image(target, array, bits=bits, png_compression=self.png_compression)
 
     # -- the chain -----------------------------------------------------------------
     def process(self, inputs, compute, *, attach=None, carry=None):
@@ -245,17 +208,26 @@ class Run:
             if self.cluster is not None:        # partitions of the files on its workers
                 self.cluster.process(self, self.pending(files), compute, attach)
             else:
-                self.work(self.pending(files), compute, attach)
+                with self.files.open():
+                    self.work(self.pending(files), compute, attach)
         return self.finish()
 
     def work(self, files, compute, attach=None):
         """:meth:`process`'s loop over ``files`` (the pending ones): read a chunk at a
-        time, computed, written. A cluster's worker runs it on its partition."""
-        for group in self._groups(files, attach):
-            results = self._each_or_all(group, compute)
-            group.clear()                   # the inputs go before the outputs are written
-            while results:
-                self.write(*results.pop(0))
+        time, computed, written (the chunk before's files are counted as the next
+        one's start). A cluster's worker runs it on its partition."""
+        try:
+            for group in self._groups(files, attach):
+                results = self._each_or_all(group, compute)
+                group.clear()                   # the inputs go before the outputs are written
+                self.written()
+                with sigint_deferred():         # in line, a Ctrl-C waits for the chunk's files
+                    while results:
+                        self.write(*results.pop(0))
+                    if not self.files.overlapped:
+                        self.written()
+        finally:
+            self.written()
 
     def pairs(self, originals, filtered):
         """(original, filtered) paths paired by name, in name order; a file without
@@ -387,8 +359,32 @@ class Run:
         """Yield lists of (path, array, ...), as many items as ``memory`` and
         ``chunk`` allow (see the class doc). An item is a path, or a tuple of paths
         read together (a pair); an item with a file that cannot be read is
-        reported and left out."""
+        reported and left out. With the reads overlapped (:attr:`files`), the next
+        chunk is read while the caller has this one, when both fit in a third of
+        ``memory``; a larger one is read alone, once the files being written are."""
+        ahead = None
+        for batch, fits in self._plan(items):
+            if ahead is not None and not (fits and ahead[2]):
+                yield self._load(*ahead[:2])
+                self._chunk_line()
+                ahead = None
+            if not fits:
+                self.written()
+            reading = self._begin_reading(batch)
+            if ahead is not None:
+                yield self._load(*ahead[:2])
+                self._chunk_line()
+            ahead = batch, reading, fits
+        if ahead is not None:
+            yield self._load(*ahead[:2])
+
+    def _plan(self, items):
+        """The chunks of paths :meth:`chunks` reads, from the files' headers, each with
+        whether it fits in its share of ``memory``."""
         self.total = self.total or len(items)
+        # a third each to the chunk computed, the one read and the one written
+        budget = self.memory / 3 if self.files.overlapped else self.memory
+        budget = min(budget, self._chunk_cap) if self.chunk is None else budget
         batch, size, copies = [], 0, 0
         for item in items:
             paths = item if isinstance(item, tuple) else (item,)
@@ -397,29 +393,35 @@ class Run:
             # and the copies made while one file is decoded (about half its pixels
             # more) or one output computed and encoded (about three times its own)
             largest = max(copies, pixels / 2, 3 * pixels * self.output_scale)
-            if batch and (size + need + largest > self.memory
+            if batch and (size + need + largest > budget
                           or len(batch) == (self.chunk or -1)):
-                yield self._load(batch)
-                self._chunk_line()
+                yield batch, size + copies <= self.memory / 3
                 batch, size, largest = [], 0, max(pixels / 2, 3 * pixels * self.output_scale)
             batch.append(paths)
             size, copies = size + need, largest
         if batch:
-            yield self._load(batch)
+            yield batch, size + copies <= self.memory / 3
 
-    def _load(self, batch):
+    def _begin_reading(self, batch):
+        """Start reading a chunk's files (see :class:`revdeconv._pipeline.Files`)."""
+        return [[self.files.read(self._decode, path) for path in paths] for paths in batch]
+
+    def _decode(self, path):
+        return _pixels.read(path, self.alpha)
+
+    def _load(self, batch, reading):
         loaded = []
-        for paths in batch:
+        for paths, pictures in zip(batch, reading):
             try:
-                arrays = [self._read(path) for path in paths]
+                arrays = [self._read(path, picture) for path, picture in zip(paths, pictures)]
             except _Unreadable:
                 continue
             loaded.append((paths[0], *arrays))
         return loaded
 
-    def _read(self, path):
+    def _read(self, path, reading):
         try:
-            picture = _pixels.read(path, self.alpha)
+            picture = reading.result()
         except (ImageReadError, OSError, ValueError) as exc:
             self.fail(path, getattr(exc, "reason", None) or reason(exc))
             raise _Unreadable from None

@@ -19,8 +19,8 @@ Examples
 
 import json
 
-from ._bench_cases import (PIPELINE, RESTORE_CASES, RESTORE_ITERATIONS, RESTORE_SIZES,
-                           _faster, _optional, _speed)
+from ._bench_cases import (FOLDER_CASES, OPENCV_LOOP, PIPELINE, RESTORE_CASES,
+                           RESTORE_ITERATIONS, RESTORE_SIZES, _faster, _optional, _speed)
 
 __all__ = ["to_json", "header_lines", "to_markdown", "save_figure"]
 
@@ -57,6 +57,11 @@ def header_lines(result):
         f"after a warm-up (the NumPy SGD pass: one run)",
         f"- batch pipeline: {result.images} images 180x250 RGB float32 (the NumPy "
         f"fallback: the first {result.numpy_images}, one run; rates per image)",
+        f"- folders: {result.images} PNG files of 180x250 RGB, 8 bits; `revdeconv filter "
+        "DIR --kernel sharpen` (stride 3) and `revdeconv deconvolve` on its outputs, in "
+        "this process, each run into a new folder; against a ten-line OpenCV loop on one "
+        "thread (imread, filter2D or revdeconv.deconvolve, imwrite) on the same files, "
+        "outputs compared pixel by pixel; best of the runs, no warm-up",
         "- restore: the bundled samples tiled to {}x{} RGB float32, Gaussian 5x5 blur (valid "
         "mode), noise 0.01, 8 bits; `restore` at its defaults (the NumPy fallback: one run), "
         "scikit-image's Wiener and Richardson-Lucy padded symmetrically; one TV iteration: "
@@ -102,11 +107,20 @@ def to_markdown(result, header=True):
     lines += ["## Kernels (seconds)", ""] + _md_table(
         ["kernel", "implementation", "seconds", "vs NumPy", "vs compiled 1T"],
         [[r.case, r.implementation, *_cells(result, r)]
-         for r in result.rows if r.case != PIPELINE and r.case not in RESTORE_CASES])
+         for r in result.rows
+         if r.case != PIPELINE and r.case not in RESTORE_CASES + FOLDER_CASES])
     lines += ["", "## Batch pipeline", ""] + _md_table(
         ["implementation", "images", "seconds", "images/s", "vs NumPy", "vs compiled 1T"],
         [[r.implementation, r.images, *_cells(result, r, rate=True)]
          for r in result.rows if r.case == PIPELINE])
+    lines += ["", "## Folders of PNG files", ""] + _md_table(
+        ["case", "implementation", "files", "seconds", "images/s", "vs OpenCV loop",
+         "vs compiled 1T", "outputs"],
+        [[r.case, r.implementation, r.images] + (
+            [f"{r.seconds:.3g}", f"{1 / r.per_image:.0f}", _vs(result, r, OPENCV_LOOP),
+             _vs(result, r, "compiled 1T"), r.note] if r.seconds is not None
+            else [f"not measured: {r.note}", "", "", "", ""])
+         for r in result.rows if r.case in FOLDER_CASES])
     lines += ["", "## Restore", ""] + _md_table(
         ["case", "implementation", "seconds", "ms per million values", "PSNR dB", "vs NumPy",
          "vs compiled 1T"],

@@ -188,7 +188,7 @@ class BenchResult:
     >>> result = run_benchmark("paper", threads=(1,), repeat=1, images=2)
     >>> report = json.loads(result.to_json())
     >>> report["size"], report["image_shape"], len(report["targets"])
-    ('paper', [180, 250, 3], 20)
+    ('paper', [180, 250, 3], 24)
     >>> result.targets[-1].name
     'deconvolve stride 3: compiled peak memory / (input + output)'
     """
@@ -322,7 +322,7 @@ def _check_options(size, threads, repeat, images, numpy_images):
 
 
 def run_benchmark(size=DEFAULT_SIZE, threads=(1, 2), repeat=3, images=1000, *,
-                  numpy_images=NUMPY_IMAGES, progress=None, command=None):
+                  numpy_images=NUMPY_IMAGES, progress=None, command=None, more=()):
     """Time the kernels and the batch pipeline, then measure the compiled kernels'
     memory, and return it all.
 
@@ -343,6 +343,9 @@ def run_benchmark(size=DEFAULT_SIZE, threads=(1, 2), repeat=3, images=1000, *,
         at the end (label ``"done"``).
     command : str, optional
         The command line to record (default: this call, as Python).
+    more : iterable, optional
+        More timings, made with the others (``revdeconv bench`` adds the folder
+        cases of :mod:`revdeconv._bench_folder` here).
 
     Returns
     -------
@@ -366,7 +369,7 @@ def run_benchmark(size=DEFAULT_SIZE, threads=(1, 2), repeat=3, images=1000, *,
                    f"repeat={repeat}, images={images})")
     image = np.random.default_rng(0).random((*SIZES[size], 3), dtype=np.float32)
     stack = pipeline_images(images, np.random.default_rng(0))
-    jobs = list(_jobs(image, stack, threads, repeat, numpy_images, size))
+    jobs = list(_jobs(image, stack, threads, repeat, numpy_images, size)) + list(more)
     steps = len(jobs) + (len(KERNELS) if _backend.compiled_available() else 0)
     done = iter(range(steps))
 

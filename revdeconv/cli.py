@@ -35,7 +35,9 @@ from . import _cluster, _commands, _options, _pixels, filters, restoration
 from ._options import progress as _progress
 from ._runner import DEFAULT_FORMAT, FORMATS, Interrupted, Run, expand_inputs, load_rgb
 from ._validation import ACTIVATIONS, DEFAULT_ACTIVATION
-from ._bench_command import add_arguments, bench as _bench, run_command  # noqa: F401
+from .io import DEFAULT_PNG_COMPRESSION
+from . import _bench_command
+from ._bench_command import add_arguments  # noqa: F401 (bench/run.py's)
 from .learning import DEFAULT_METHOD, METHODS
 from .reverse import DEFAULT_EPS
 from ._version import __version__
@@ -88,7 +90,8 @@ def _run(args, command, output_scale=1.0):
     return Run(command, out=out, fmt=getattr(args, "format", DEFAULT_FORMAT),
                overwrite=getattr(args, "overwrite", False), quiet=args.quiet, chunk=args.chunk,
                memory=args.memory, output_scale=output_scale, recursive=args.recursive,
-               out_file=out_file, alpha=alpha, bits=bits,
+               out_file=out_file, alpha=alpha, bits=bits, n_threads=args.threads,
+               png_compression=getattr(args, "png_compression", DEFAULT_PNG_COMPRESSION),
                cluster=getattr(args, "cluster", None))          # --scheduler: _cluster
 
 
@@ -261,8 +264,10 @@ def _common(parser, out_help=None, outputs=True):
     """Options shared by the file-processing commands."""
     _cluster.add_options(parser)
     parser.add_argument("--threads", metavar="N", type=_options.threads, default=None,
-                        help="OpenMP threads (default: OpenMP's, all cores unless "
-                        "OMP_NUM_THREADS says otherwise; -1 all cores, -2 all but one)")
+                        help="threads computing (OpenMP) and decoding and encoding files "
+                        "while the next ones compute (default: all cores unless "
+                        "OMP_NUM_THREADS says otherwise; -1 all cores, -2 all but one; 1: "
+                        "one file after another)")
     parser.add_argument("--memory", metavar="SIZE", type=_options.memory,
                         default=_options.DEFAULT_MEMORY,
                         help="pixels in memory at once, as float64, inputs and outputs: "
@@ -291,6 +296,11 @@ def _common(parser, out_help=None, outputs=True):
                         help="bits of the png or tiff outputs: 8, 16, or 32 for float32 "
                         "(tiff only); default: the input's (8 for 8-bit, 16 for 16-bit, "
                         "float32 tiff or 16-bit png for floating point, 8 for .npy)")
+    parser.add_argument("--png-compression", metavar="0-9", type=_options.png_level,
+                        default=DEFAULT_PNG_COMPRESSION,
+                        help="zlib level of png outputs, 0 (none, fastest) to 9 (smallest); "
+                        "default: as OpenCV, level 1 with zlib's run-length strategy, on "
+                        "photographs as small as level 6 (Pillow's) and 3-4 times faster")
     parser.add_argument("--alpha", choices=_pixels.ALPHA, default=_pixels.DEFAULT_ALPHA,
                         help="keep (default): filter the colour channels and carry alpha "
                         "to the output's size (block mean, or zoom for deconvolve), so an "
@@ -307,6 +317,12 @@ def _undo_arguments(run, kernel_help):
     run.add_argument("--stride", type=_options.pair, metavar="S|SHxSW",
                      help="default: the file's, else the kernel size")
     run.add_argument("--activation", choices=ACTIVATIONS, help="default: the file's, else clip")
+
+
+def run_command(args, command, progress=None):
+    """``revdeconv bench``'s run for parsed options (``bench/run.py`` calls it): the
+    folder cases run this command line (:func:`main`) in this process."""
+    return _bench_command.run_command(args, command, progress, main)
 
 
 def main(argv=None):
@@ -409,7 +425,7 @@ def main(argv=None):
     run = commands.add_parser("bench", help="time the kernels against the NumPy fallback, "
                               "OpenCV and SciPy, and check the speed and memory targets")
     add_arguments(run)
-    run.set_defaults(handler=_bench)
+    run.set_defaults(handler=lambda args: _bench_command.bench(args, main))
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.argv = argv                          # bench records the command line as typed

@@ -42,6 +42,7 @@ import os
 import re
 import secrets
 import warnings
+import zlib
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -57,6 +58,11 @@ __all__ = ["ImageReadError", "Picture", "read_image", "load_image", "page_count"
 ALPHA = ("split", "last", "drop")
 #: The bit depths :func:`save_image` writes: 8 and 16 bits, and 32 for float32 (TIFF).
 BITS = (8, 16, 32)
+#: How PNG files are compressed when no level is given: zlib's fastest level with
+#: its run-length strategy, as OpenCV writes PNG. On photographs and filtered images
+#: the files come out as small as at Pillow's level 6 (within 1%) and are written
+#: 3 to 4 times faster (README, "PNG compression").
+DEFAULT_PNG_COMPRESSION = None
 
 
 class Picture(NamedTuple):
@@ -232,14 +238,18 @@ def levels(image, bits=8):
     >>> levels(np.array([-0.5, 0.5, 1 / 510, 2.0]))
     array([  0., 128.,   1., 255.])
     """
-    top = 2 ** bits - 1
-    return np.floor(np.clip(image, 0, 1) * top + 0.5)
+    image = np.asarray(image)
+    # a new array (float, as the rounding needs): the passes below work in place
+    stored = np.clip(image, 0, 1, dtype=np.result_type(image, 0.5))
+    stored *= 2 ** bits - 1
+    stored += 0.5
+    return np.floor(stored, out=stored)
 
 
 _SAVE_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
-def save_image(path, image, *, bits=8):
+def save_image(path, image, *, bits=8, png_compression=DEFAULT_PNG_COMPRESSION):
     """Write an image in ``[0, 1]`` to a file at 8 or 16 bits, or as float32.
 
     At 8 and 16 bits values are clipped to ``[0, 1]``, multiplied by 255 (or
@@ -258,6 +268,10 @@ def save_image(path, image, *, bits=8):
         8 (default) for any format. 16 for PNG and TIFF, grey or colour (a
         16-bit colour PNG is written by this module's PNG writer; a 16-bit
         colour TIFF needs tifffile). 32: a float32 TIFF (colour needs tifffile).
+    png_compression : int or None, optional
+        zlib's level for a PNG file, 0 (none, fastest) to 9 (smallest, slowest),
+        with zlib's default strategy. None (default): level 1 with the run-length
+        strategy (:data:`DEFAULT_PNG_COMPRESSION`). Other formats ignore it.
 
     Raises
     ------
@@ -290,6 +304,10 @@ def save_image(path, image, *, bits=8):
         raise ValueError(f"image must not be empty, got shape {np.shape(image)}")
     if isinstance(bits, bool) or bits not in BITS:
         raise ValueError(f"bits must be 8, 16 or 32 (float32), got {bits!r}")
+    if png_compression is not None and (isinstance(png_compression, bool)
+                                        or png_compression not in range(10)):
+        raise ValueError(f"png_compression must be None or an integer from 0 to 9, "
+                         f"got {png_compression!r}")
     path = os.fspath(path)
     fmt = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
     if fmt is None:
@@ -305,7 +323,7 @@ def save_image(path, image, *, bits=8):
         stored = levels(array.astype(np.float64), bits).astype(np.uint8 if bits == 8
                                                                else np.uint16)
     if fmt == "PNG" and bits == 16 and colour:
-        write_atomically(path, lambda f: f.write(png16(stored)))
+        write_atomically(path, lambda f: f.write(png16(stored, png_compression)))
     elif fmt == "TIFF" and bits > 8 and colour:
         tifffile = tifffile_module()
         if tifffile is None:
@@ -323,7 +341,10 @@ def save_image(path, image, *, bits=8):
         if bits == 16 and colour:
             raise OSError(f"cannot write a 16-bit colour image as {fmt}: use PNG or TIFF")
         picture = Image.fromarray(stored)     # L, LA, RGB, RGBA, I;16 or F by shape and dtype
-        write_atomically(path, lambda f: picture.save(f, format=fmt))
+        options = {} if fmt != "PNG" else (
+            dict(compress_level=1, compress_type=zlib.Z_RLE) if png_compression is None
+            else dict(compress_level=png_compression))
+        write_atomically(path, lambda f: picture.save(f, format=fmt, **options))
 
 
 def write_atomically(path, write):

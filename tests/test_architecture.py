@@ -29,7 +29,7 @@ LAYERS = [
      "benchmark", "_bench_cases", "bench_report", "chunked", "_restoration_cases"},
     # 5: the command line
     {"_options", "_inputs", "_pixels", "_runner", "_bench_command", "cli", "__main__",
-     "_partition", "_cluster", "_commands"},
+     "_partition", "_cluster", "_commands", "_pipeline", "_tally", "_bench_folder"},
     # 6: the package's namespace
     {"__init__"},
 ]

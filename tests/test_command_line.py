@@ -276,14 +276,16 @@ def test_learn_recursive_pairs_by_relative_name(tmp_path, rng):
 
 # -- 4. Ctrl-C --------------------------------------------------------------------------
 
-def test_ctrl_c_ends_with_one_line_status_130_and_no_partial_file(tmp_path, rng):
+@pytest.mark.parametrize("threads", ["1", "2"], ids=["in-line", "overlapped"])
+def test_ctrl_c_ends_with_one_line_status_130_and_no_partial_file(tmp_path, rng, threads):
     folder = tmp_path / "in"
     folder.mkdir()
     for k in range(40):
         save_image(folder / f"{k:02d}.png", rng.random((300, 400, 3)))
     out = tmp_path / "out"
     process = subprocess.Popen(command(["deconvolve", "in", "--kernel", "blur", "--out",
-                                        "out", "--chunk", "1"], tmp_path),
+                                        "out", "--chunk", "1", "--threads", threads],
+                                       tmp_path),
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     deadline = time.monotonic() + 120

@@ -1,0 +1,161 @@
+"""Folder runs overlap reading, computing and writing (issue 14, item 1), and say and
+write exactly what a run on one thread does; PNG compression is chosen and can be
+given (``--png-compression``)."""
+
+import io
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import revdeconv
+from revdeconv import cli
+from revdeconv._pipeline import Deferred, Files
+from revdeconv.io import read_image, save_image
+
+
+def tree(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def run(capsys, *args):
+    status = cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return status, captured.err.splitlines()
+
+
+@pytest.fixture
+def mixed(tmp_path, rng):
+    """Forty photographs, a broken file and two grey float TIFFs with pixels past 1
+    (read with a warning), in name order among them."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(40):
+        save_image(folder / f"im{k:02d}.png", rng.random((30, 40, 3)))
+    (folder / "im05_broken.png").write_bytes(b"not an image")
+    for name in ("im12_hot", "im31_hot"):
+        Image.fromarray((2 * rng.random((30, 40))).astype(np.float32)).save(
+            folder / f"{name}.tiff")
+    return folder
+
+
+@pytest.mark.parametrize("command", ["filter", "deconvolve"])
+def test_the_lines_and_files_do_not_depend_on_the_threads(mixed, tmp_path, capsys, command):
+    """Small chunks (``--memory``), so that several are read, computed and written at
+    once on two threads: the same lines (but the lines per chunk: a run that overlaps
+    takes smaller chunks), in the files' order, and the same bytes."""
+    results = {}
+    for threads in (1, 2):
+        out = tmp_path / f"out{threads}"
+        results[threads] = run(capsys, command, mixed, "--kernel", "blur", "--out", out,
+                               "--memory", "200kB", "--threads", threads, "--quiet")
+        results[threads] += (tree(out),)
+    assert results[1] == results[2]
+    status, lines, files = results[2]
+    assert status == 1 and len(files) == 42
+    assert [line.split(": ")[-2].rsplit("/", 1)[-1] for line in lines[:-1]] == [
+        "im05_broken.png", "im12_hot.tiff", "im31_hot.tiff"]
+    assert lines[-1] == f"revdeconv {command}: 42 done, 1 failed"
+
+
+def test_a_warning_on_the_pool_is_shown_by_the_thread_that_takes_the_result():
+    shown = []
+    previous = warnings.showwarning
+    warnings.showwarning = lambda message, *rest, **kw: shown.append(
+        (str(message), threading.current_thread().name))
+    try:
+        def decode(name):
+            warnings.warn(f"{name}: odd", RuntimeWarning)
+            if name == "b":
+                raise ValueError("b is broken")
+            return name.upper()
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            with Files(2).open() as files:
+                futures = [files.read(decode, name) for name in "abc"]
+                assert shown == []                     # kept until asked for
+                assert futures[0].result() == "A"
+                with pytest.raises(ValueError, match="b is broken"):
+                    futures[1].result()
+                assert futures[2].result() == "C"
+    finally:
+        warnings.showwarning = previous
+    main = threading.main_thread().name
+    assert shown == [("a: odd", main), ("b: odd", main), ("c: odd", main)]
+
+
+def test_in_line_reads_wait_until_asked_and_writes_are_done_at_once():
+    calls = []
+    files = Files(1)
+    with files.open():
+        assert not files.overlapped
+        reading = files.read(lambda path: calls.append(path) or path, "x")
+        assert calls == []
+        assert reading.result() == "x" and reading.result() == "x" and calls == ["x"]
+        files.write(calls.append, "written")
+        assert calls == ["x", "written"]
+    failing = Deferred(int, "not a number")
+    for _ in range(2):                                # raised again to each caller
+        with pytest.raises(ValueError):
+            failing.result()
+
+
+# -- PNG compression -------------------------------------------------------------------
+
+def _png(image, **options):
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", **options)
+    return buffer.getvalue()
+
+
+def test_the_default_png_is_as_small_as_level_6_and_decodes_the_same(tmp_path):
+    sample = revdeconv.data.samples()[0]
+    save_image(tmp_path / "default.png", sample)
+    for level in (0, 6, 9):
+        save_image(tmp_path / f"level{level}.png", sample, png_compression=level)
+    sizes = {p.stem: p.stat().st_size for p in tmp_path.iterdir()}
+    assert sizes["level0"] > 1.2 * sizes["level9"]
+    assert sizes["default"] <= 1.03 * sizes["level6"]          # zlib's RLE strategy
+    pixels = {name: read_image(tmp_path / f"{name}.png").pixels for name in sizes}
+    for name in sizes:
+        np.testing.assert_array_equal(pixels[name], pixels["default"])
+
+
+def test_a_16_bit_png_takes_the_level_too(tmp_path):
+    image = revdeconv.data.samples()[2]
+    save_image(tmp_path / "none.png", image, bits=16, png_compression=0)
+    save_image(tmp_path / "default.png", image, bits=16)
+    assert (tmp_path / "none.png").stat().st_size > (tmp_path / "default.png").stat().st_size
+    np.testing.assert_array_equal(read_image(tmp_path / "none.png").pixels,
+                                  read_image(tmp_path / "default.png").pixels)
+
+
+@pytest.mark.parametrize("level", [10, -1, 1.5, True, "6"])
+def test_save_image_names_a_bad_png_compression(tmp_path, level):
+    with pytest.raises(ValueError, match="png_compression must be None or an integer from "
+                                         "0 to 9"):
+        save_image(tmp_path / "x.png", np.zeros((2, 2)), png_compression=level)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_png_compression_on_the_command_line(tmp_path, rng, capsys):
+    (tmp_path / "in").mkdir()
+    save_image(tmp_path / "in" / "a.png", revdeconv.data.samples()[1])
+    sizes = {}
+    for level in ("0", "9"):
+        status, _ = run(capsys, "filter", tmp_path / "in", "--kernel", "blur", "--stride", "1",
+                        "--out", tmp_path / level, "--png-compression", level)
+        assert status == 0
+        sizes[level] = (tmp_path / level / "a.png").stat().st_size
+    assert sizes["0"] > 1.2 * sizes["9"]
+    for bad in ("10", "fast", "-1"):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["filter", str(tmp_path / "in"), "--kernel", "blur", "--out",
+                      str(tmp_path / "bad"), "--png-compression", bad])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert "--png-compression" in err and "a zlib level from 0" in err and bad in err
+    assert not (tmp_path / "bad").exists()
