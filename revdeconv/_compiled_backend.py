@@ -233,7 +233,7 @@ def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads
     values = sum(h * w for h, w in output_shapes) * n_channels
     with thread_share(n_threads, values, _MIN_VALUES_PER_THREAD) as n_threads:
         scratch = _padded_rows(n_threads if disjoint else 1,
-                               (2 * kh * kw + 2) * chunk if disjoint else 0, kernel.dtype)
+                               (2 * kh * kw + 1 + kw) * chunk if disjoint else 0, kernel.dtype)
         tiled_for = np.full(n_threads, -1, dtype=np.intp)
         _reverse.deconvolve(src, src_geom, kernel.reshape(-1, kh, kw), outputs, dst_geom,
                             scratch, tiled_for, chunk, n_channels, stride[0], stride[1], eps,

@@ -12,8 +12,25 @@ from cython.parallel cimport prange, threadid
 from _simd cimport activate, correlate_taps, CLIP, IDENTITY, RELU
 from _batch cimport FIRST_ROW, OFFSET, WIDTH, batch_rows, fits, image_of_row, image_pointers
 
+# A hint to fetch a cache line ahead of its use (for writing when ``write``), where
+# the compiler has one; nothing elsewhere.
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define revdeconv_prefetch(p, write) __builtin_prefetch((p), (write), 3)
+    #else
+    #define revdeconv_prefetch(p, write) ((void)0)
+    #endif
+    """
+    void prefetch "revdeconv_prefetch" (const void* p, int write) noexcept nogil
+
 cdef enum:
     STRIDED_CHUNK = 64
+    # The stride-1 row prefetches its input and output this many stretches ahead:
+    # the hardware prefetcher alone left the loop waiting on memory (4k RGB float32,
+    # SHARPEN, 1 thread, out=: 12.2 ms without, 8.8 ms with; 2 to 8 stretches ahead
+    # measured alike).
+    PREFETCH_AHEAD = 4
 
 #: The code every kernel takes for each activation name (``_validation.ACTIVATIONS``):
 #: the C enum of ``_simd.h``.
@@ -74,11 +91,18 @@ cdef bint _convolve_row_dense(const floating* src, const Py_ssize_t* offsets, Py
     on; ``tiled`` row ``k`` holds its weights repeated along ``chunk`` values
     (``tiled[k, q*C + c] = K[c, i, j]``) and row ``n_taps`` the bias, likewise.
     The row goes ``chunk`` values at a time so that the weights stay in the
-    first-level cache. True when one of the sums was not finite.
+    first-level cache. Of the input, only the row of the last tap is prefetched:
+    the rows of the other taps were read by the output rows before (in raster
+    order, its taps read the newest row). True when one of the sums was not finite.
     """
-    cdef Py_ssize_t start = 0
+    cdef Py_ssize_t start = 0, ahead, line = 64 // sizeof(floating)
     cdef bint found = False
     while start < row_len:           # (a Cython range needs a constant step)
+        ahead = start + PREFETCH_AHEAD * chunk
+        while ahead < min(start + (PREFETCH_AHEAD + 1) * chunk, row_len):
+            prefetch(dst + ahead, 1)
+            prefetch(src + offsets[n_taps - 1] + ahead, 0)
+            ahead += line
         if correlate_taps(dst + start, src + start, offsets, n_taps, tiled, chunk,
                           min(chunk, row_len - start), activation):
             found = True

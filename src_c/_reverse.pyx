@@ -10,11 +10,12 @@ shape; nothing here checks its input.
 """
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.string cimport memcpy
 from libc.math cimport fabs
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 
-from _simd cimport activate, solve_step
+from _simd cimport activate, block_totals, solve_step
 from _batch cimport (FIRST_ROW, HEIGHT, OFFSET, WIDTH, batch_rows, fits, image_of_row,
                      image_pointers)
 
@@ -113,6 +114,42 @@ cdef void _tile_kernel(const floating* kernel, floating* tiled, Py_ssize_t chunk
             tiled[(kk + tap) * chunk + t] = w if fabs(w) > eps else 0
 
 
+cdef inline void _write_blocks(floating* row, const floating* values, Py_ssize_t chunk,
+                               Py_ssize_t n_blocks, Py_ssize_t n_channels, Py_ssize_t kw,
+                               Py_ssize_t stride_w) noexcept nogil:
+    """Write one pixel row of ``n_blocks`` blocks from their solved values: value
+    ``Q*C + c`` of ``values + j*chunk`` is channel ``c`` of pixel ``(Q*stride_w + j)``.
+
+    Pixel by pixel in address order. Where the blocks tile the row (``stride_w
+    == kw``) and C is 3, each pixel is copied as four values, one past its own:
+    the next copy overwrites that one, and the last pixel is copied exactly, so
+    nothing is written outside the blocks (a gap or the row's end keeps its value).
+    """
+    cdef Py_ssize_t Q, j, c, last
+    cdef floating* pixel
+    cdef const floating* value
+    if n_channels == 3 and stride_w == kw:
+        last = n_blocks * kw - 1                 # the last pixel, copied exactly
+        for Q in range(n_blocks):
+            for j in range(kw):
+                if Q * kw + j == last:
+                    break
+                memcpy(row + (Q * kw + j) * 3, values + j * chunk + Q * 3,
+                       4 * sizeof(floating))
+        pixel = row + last * 3
+        value = values + (kw - 1) * chunk + (n_blocks - 1) * 3
+        pixel[0] = value[0]
+        pixel[1] = value[1]
+        pixel[2] = value[2]
+        return
+    for Q in range(n_blocks):
+        for j in range(kw):
+            pixel = row + (Q * stride_w + j) * n_channels
+            value = values + j * chunk + Q * n_channels
+            for c in range(n_channels):
+                pixel[c] = value[c]
+
+
 cdef void _solve_disjoint_row(const floating* tiled, const floating* x_row, floating* y,
                               floating* totals, floating* values, Py_ssize_t chunk,
                               Py_ssize_t in_w, Py_ssize_t row_len, Py_ssize_t n_channels,
@@ -124,37 +161,26 @@ cdef void _solve_disjoint_row(const floating* tiled, const floating* x_row, floa
     but across the row: value ``t = Q*C + c`` of a stretch is channel ``c`` of
     block ``Q``, so each step of eq. 3 is one call of ``solve_step``
     (``_simd.h``, vectorised, division included) over contiguous values with
-    no dependence between them; the solved values are then copied to their
-    pixels. ``tiled``
-    comes from ``_tile_kernel``; ``totals`` and ``values`` hold ``chunk``
-    values each; ``y`` is the row's top-left pixel.
+    no dependence between them. The ``kw`` steps of a pixel row go to
+    ``values + j*chunk``, then the row is written in address order
+    (``_write_blocks``). ``tiled`` comes from ``_tile_kernel``; ``totals``
+    holds ``chunk`` values and ``values`` ``kw * chunk``; ``y`` is the row's
+    top-left pixel.
     """
-    cdef Py_ssize_t i, j, Q, t, tap, start = 0, n, first_block, c
-    cdef Py_ssize_t kk = kh * kw, step = stride_w * n_channels
-    cdef const floating* w
-    cdef const floating* d
+    cdef Py_ssize_t i, j, tap, start = 0, n
+    cdef Py_ssize_t kk = kh * kw
     cdef const floating* x
-    cdef floating* pixel
     while start < in_w * n_channels:          # chunk is a multiple of C
         n = min(chunk, in_w * n_channels - start)
         x = x_row + start
-        for t in range(n):
-            totals[t] = 0
-        for tap in range(kk):                 # running sums: unsolved pixels count as x
-            w = tiled + tap * chunk
-            for t in range(n):
-                totals[t] = totals[t] + w[t] * x[t]
-        first_block = start // n_channels
+        block_totals(totals, x, tiled, chunk, kk, n)    # unsolved pixels count as x
         for i in range(kh):
             for j in range(kw):
                 tap = i * kw + j
-                w = tiled + tap * chunk
-                d = tiled + (kk + tap) * chunk
-                solve_step(totals, values, x, w, d, n, activation)     # eq. 3
-                pixel = y + i * row_len + (first_block * stride_w + j) * n_channels
-                for Q in range(n // n_channels):
-                    for c in range(n_channels):
-                        pixel[Q * step + c] = values[Q * n_channels + c]
+                solve_step(totals, values + j * chunk, x, tiled + tap * chunk,
+                           tiled + (kk + tap) * chunk, n, activation)     # eq. 3
+            _write_blocks(y + i * row_len + start // n_channels * stride_w * n_channels,
+                          values, chunk, n // n_channels, n_channels, kw, stride_w)
         start += chunk
 
 
@@ -173,7 +199,7 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
     images are then shared out between the threads in one parallel loop;
     otherwise each thread takes whole (image, channel) planes. When blocks
     share no pixel at all, thread ``k`` works in ``scratch[k]``, ``(2*kh*kw +
-    2) * chunk`` long (``chunk`` a multiple of C), and notes in ``tiled_for[k]``
+    1 + kw) * chunk`` long (``chunk`` a multiple of C), and notes in ``tiled_for[k]``
     (-1 at first) whose kernel it has laid out there. ``kernel`` is ``(C, kh, kw)``, shared
     by all images, or ``(N * C, kh, kw)``, one ``(C, kh, kw)`` kernel per image.
     """

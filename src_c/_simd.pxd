@@ -23,6 +23,10 @@ cdef extern from "_simd.h" nogil:
     void solve_step_d "revdeconv_solve_step_double" (
         double*, double*, const double*, const double*, const double*, Py_ssize_t,
         int) noexcept
+    void block_totals_f "revdeconv_block_totals_float" (
+        float*, const float*, const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept
+    void block_totals_d "revdeconv_block_totals_double" (
+        double*, const double*, const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept
 
     int correlate_taps_f "revdeconv_correlate_taps_float" (
         float*, const float*, const Py_ssize_t*, Py_ssize_t, const float*, Py_ssize_t,
@@ -62,3 +66,14 @@ cdef inline void solve_step(floating* totals, floating* values, const floating* 
         solve_step_f(totals, values, x, w, d, n, activation)
     else:
         solve_step_d(totals, values, x, w, d, n, activation)
+
+
+cdef inline void block_totals(floating* totals, const floating* x, const floating* w,
+                              Py_ssize_t chunk, Py_ssize_t n_taps, Py_ssize_t n) noexcept nogil:
+    """``totals[t] = sum_k w[k*chunk + t] * x[t]`` for ``t < n``, the taps ``k < n_taps``
+    summed in order from 0: the running sums of eq. 3 of blocks sharing no pixel,
+    before their first step."""
+    if floating is float:
+        block_totals_f(totals, x, w, chunk, n_taps, n)
+    else:
+        block_totals_d(totals, x, w, chunk, n_taps, n)

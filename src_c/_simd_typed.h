@@ -121,3 +121,34 @@ REVDECONV_TYPED(revdeconv_solve_step)(REVDECONV_T *totals, REVDECONV_T *values,
         values[t] = v;
     }
 }
+
+/* totals[t] = the sum over the taps k < n_taps, in order from 0, of
+ * w[k*chunk + t] * x[t], for t < n: the running sums of eq. 3 (SPEC section 4)
+ * of n blocks that share no pixel, before their first step (each unsolved
+ * pixel counts as its block's filtered value x[t]; see _reverse.pyx). With
+ * vector types, 32 bytes at a time; the scalar loop does the rest the same. */
+REVDECONV_CLONES static inline void
+REVDECONV_TYPED(revdeconv_block_totals)(REVDECONV_T *totals, const REVDECONV_T *x,
+                                        const REVDECONV_T *w, Py_ssize_t chunk,
+                                        Py_ssize_t n_taps, Py_ssize_t n) {
+    Py_ssize_t t = 0, k;
+#if REVDECONV_VECTORS
+    typedef REVDECONV_T vec __attribute__((vector_size(32)));
+    const Py_ssize_t lanes = 32 / sizeof(REVDECONV_T);
+    for (; t + lanes <= n; t += lanes) {
+        vec xv, wv, s = {0};
+        memcpy(&xv, x + t, 32);
+        for (k = 0; k < n_taps; k++) {
+            memcpy(&wv, w + k * chunk + t, 32);
+            s = s + wv * xv;
+        }
+        memcpy(totals + t, &s, 32);
+    }
+#endif
+    for (; t < n; t++) {
+        REVDECONV_T s = 0;
+        for (k = 0; k < n_taps; k++)
+            s = s + w[k * chunk + t] * x[t];
+        totals[t] = s;
+    }
+}
