@@ -27,21 +27,24 @@ def filter_files(args, spec, run_for):
     if isinstance(spec, dict):
         raise ValueError(f"--kernel: {args.kernel} holds one filter per image; "
                          "filter takes one filter")
+    run = run_for("filter", 1 / _area(args.stride or spec.stride, spec))
     options = dict(stride=args.stride or spec.stride, bias=spec.bias,
                    activation=args.activation or spec.activation or DEFAULT_ACTIVATION,
-                   n_threads=args.threads)
-    run = run_for("filter", 1 / _area(args.stride or spec.stride, spec))
+                   n_threads=run.compute_threads(args.threads))
     return run.process(args.inputs, lambda images: convolve(images, spec.kernel, **options),
                        carry=lambda path, alpha, shape: _pixels.block_mean(
                            alpha, spec.kernel.shape[1:], options["stride"]))
 
 
-def _reverse_files(args, spec, run_for, command, solve, group):
+def _reverse_files(args, spec, run_for, command, solve, group, light):
     """``deconvolve`` and ``restore``: each file with its filter (a kernel set's by
     file name), the files of one ``group(spec)`` key solved in one call by
-    ``solve(images, specs, stride, activation)``; alpha zoomed as the image was."""
+    ``solve(images, specs, stride, activation, n_threads)``; alpha zoomed as the image
+    was. ``light``: the solve takes little next to the files' decoding and encoding
+    (see :meth:`revdeconv._runner.Run.compute_threads`)."""
     specs = spec.values() if isinstance(spec, dict) else [spec]
     run = run_for(command, max(_area(args.stride or s.stride, s) for s in specs))
+    n_threads = run.compute_threads(args.threads) if light else args.threads
 
     def kernel_for(path):
         if not isinstance(spec, dict):
@@ -58,7 +61,7 @@ def _reverse_files(args, spec, run_for, command, solve, group):
             calls.setdefault((stride, activation, group(own)), []).append(n)
         for (stride, activation, _), members in calls.items():
             results = solve([images[n] for n in members], [specs[n] for n in members],
-                            stride, activation)
+                            stride, activation, n_threads)
             for n, result in zip(members, results):
                 outputs[n] = result
         return outputs
@@ -76,11 +79,12 @@ def deconvolve_files(args, spec, run_for):
     stride, activation and kernel size (each file with its own kernel)."""
     from .batch import deconvolve
 
-    def solve(images, specs, stride, activation):
+    def solve(images, specs, stride, activation, n_threads):
         return deconvolve(images, [s.kernel for s in specs], stride=stride,
                           activation=activation, eps=args.eps,
-                          output_shape=args.output_size, n_threads=args.threads)
-    return _reverse_files(args, spec, run_for, "deconvolve", solve, lambda s: s.kernel.shape)
+                          output_shape=args.output_size, n_threads=n_threads)
+    return _reverse_files(args, spec, run_for, "deconvolve", solve, lambda s: s.kernel.shape,
+                          light=True)
 
 
 def restore_files(args, spec, run_for):
@@ -89,10 +93,10 @@ def restore_files(args, spec, run_for):
     estimated noise) unless ``--weight`` is given."""
     from .restoration import restore
 
-    def solve(images, specs, stride, activation):
+    def solve(images, specs, stride, activation, n_threads):    # iterations: all threads
         own = specs[0]
         return restore(images, own.kernel, stride=stride, bias=own.bias,
                        activation=activation, method=args.method, order=args.order,
                        weight=args.weight, max_iter=args.max_iter, tol=args.tol,
-                       output_shape=args.output_size, n_threads=args.threads)
-    return _reverse_files(args, spec, run_for, "restore", solve, id)
+                       output_shape=args.output_size, n_threads=n_threads)
+    return _reverse_files(args, spec, run_for, "restore", solve, id, light=False)
