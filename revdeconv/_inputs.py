@@ -201,6 +201,13 @@ def case_insensitive(folder):
         return False
 
 
+def expand_inputs(specs, *, recursive=False):
+    """Files named by ``specs``: files, folders (their image files, hidden ones
+    left out) and glob patterns, each in natural order; a name that is not there
+    stays, to be reported as missing. (:func:`expand` says more.)"""
+    return expand(specs, recursive=recursive).files
+
+
 def footprint(path):
     """Bytes the pixels of the file at ``path`` take as the commands compute them
     (float64; float32 ``.npy`` and float TIFFs stay float32), from its headers (a

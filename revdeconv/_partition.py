@@ -71,9 +71,6 @@ class _Planner(Run):
     def _load(self, batch, reading):
         return batch
 
-    def written(self):
-        pass
-
     def _chunk_line(self):
         pass
 

@@ -1,28 +1,27 @@
-"""Overlapping a run's reading, computing and writing over a pool of threads.
+"""Spreading a run's files over a pool of threads.
 
 A folder run spends most of its time decoding and encoding files (PNG's zlib
 above all), which Pillow does with the GIL released. With ``n_threads`` above
-one, :class:`Files` decodes the next chunk's files on a pool of that many
-threads while the current chunk is computed, and encodes and writes each
-chunk's outputs there while the next one is computed. On one thread nothing
-is overlapped: a file is read when its chunk is taken, and written when its
-output is ready, in order, as a plain loop would.
+one, :class:`Files` runs the run's chunks of files on a pool of that many
+threads, each chunk read, computed and written on one of them, while the run's
+own thread plans the next ones. On one thread nothing is overlapped: a chunk is
+done when its result is asked for, in order, as a plain loop would.
 
-Only the files' bytes move between threads; every report (a file failed,
-done, skipped, a warning while it was read) is made by the run's own thread, in
-the files' order, so the output of a run does not depend on the number of
-threads: a warning raised on the pool is kept with its file's result and shown
-when the run takes that result.
+Every report (a file failed, done, skipped, a warning) made on the pool is kept
+with its chunk's result and made again, in order, by the thread that takes the
+result (:func:`reported_by_caller`), so what a run prints does not depend on
+the number of threads.
 """
 
 import concurrent.futures
 import contextlib
+import functools
 import threading
 import warnings
 
 from ._threads import effective_n_threads
 
-__all__ = ["Deferred", "Files", "CHUNK_BYTES"]
+__all__ = ["Deferred", "Files", "CHUNK_BYTES", "reported_by_caller"]
 
 #: The most bytes of pixels (as computed, float64) in one chunk of files, whatever
 #: ``--memory`` allows: a chunk this size and its outputs stay in the processor's
@@ -36,6 +35,7 @@ class Deferred:
 
     def __init__(self, function, *args):
         self._call = (function, args)
+        self._value = self._error = None       # (a call cut short by Ctrl-C: nothing)
 
     def result(self):
         if self._call is not None:
@@ -50,10 +50,30 @@ class Deferred:
         return self._value
 
     def cancel(self):
+        """Drop the call if it has not been made; whether it was dropped."""
+        if self._call is None:
+            return False
         self._call, self._value, self._error = None, None, None
+        return True
 
 
-_pool_thread = threading.local()     # .caught: the warnings of the call on this thread
+_pool_thread = threading.local()     # .caught: the reports of the call on this thread
+
+
+def reported_by_caller(method):
+    """A run's report (``fail``, ``skip``, ``succeed``) made on a pool thread is kept,
+    and made by the thread that takes the result."""
+    @functools.wraps(method)
+    def report(self, *args):
+        caught = getattr(_pool_thread, "caught", None)
+        if caught is None:
+            return method(self, *args)
+        caught.append((functools.partial(report, self), args))
+    return report
+
+
+def _show_again(*args):
+    warnings.showwarning(*args)
 
 
 def _keeping_warnings(show):
@@ -62,24 +82,24 @@ def _keeping_warnings(show):
         caught = getattr(_pool_thread, "caught", None)
         if caught is None:
             return show(message, category, filename, lineno, file, line)
-        caught.append((message, category, filename, lineno))
+        caught.append((_show_again, (message, category, filename, lineno)))
     keep.shows = show
     return keep
 
 
 def _on_pool(function, *args):
-    """``function(*args)`` on a pool thread: (value or exception, its warnings)."""
+    """``function(*args)`` on a pool thread: (value or exception, its reports)."""
     _pool_thread.caught = caught = []
     try:
         return function(*args), None, caught
-    except Exception as exc:
+    except BaseException as exc:            # (its reports are made all the same)
         return None, exc, caught
     finally:
         _pool_thread.caught = None
 
 
 class _Pooled:
-    """A pool's future whose result shows its warnings (in the thread that asks)."""
+    """A pool's future whose result makes its reports (in the thread that asks)."""
 
     def __init__(self, future):
         self._future = future
@@ -87,13 +107,15 @@ class _Pooled:
     def result(self):
         value, error, caught = self._future.result()
         while caught:
-            warnings.showwarning(*caught.pop(0))
+            report, args = caught.pop(0)
+            report(*args)
         if error is not None:
             raise error
         return value
 
     def cancel(self):
-        self._future.cancel()
+        """Drop the call if it has not started; whether it was dropped."""
+        return self._future.cancel()
 
 
 class Files:
@@ -101,10 +123,7 @@ class Files:
     pool of threads (:meth:`open` makes the pool, :meth:`close` waits for the files
     being written and drops the reads not started).
 
-    ``read(function, path)`` returns a future of ``function(path)``: on the pool, it
-    starts now; in line, when its result is asked for. ``write(function, *args)``
-    returns a future of ``function(*args)``: on the pool, started now; in line, done
-    already.
+    :meth:`submit` gives a future whose ``result()`` makes the reports of its call.
     """
 
     def __init__(self, n_threads=1):
@@ -113,7 +132,7 @@ class Files:
 
     @property
     def overlapped(self):
-        """Whether reading and writing overlap the computing (a pool is open)."""
+        """Whether a pool is open."""
         return self._pool is not None
 
     @contextlib.contextmanager
@@ -132,15 +151,9 @@ class Files:
             if warnings.showwarning is keep:
                 warnings.showwarning = keep.shows
 
-    def read(self, function, path):
+    def submit(self, function, *args):
+        """A future of ``function(*args)``: on the pool, started now; in line, called
+        when its result is asked for."""
         if self._pool is None:
-            return Deferred(function, path)
-        return _Pooled(self._pool.submit(_on_pool, function, path))
-
-    def write(self, function, *args):
-        if self._pool is None:
-            done = Deferred(function, *args)
-            with contextlib.suppress(Exception):    # (kept for result() to raise)
-                done.result()
-            return done
+            return Deferred(function, *args)
         return _Pooled(self._pool.submit(_on_pool, function, *args))

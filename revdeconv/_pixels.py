@@ -107,6 +107,13 @@ def pages(paths):
     return found
 
 
+def stem(path):
+    """A file's name without its folder and extension; a page's: ``scan_p2``."""
+    if isinstance(path, Page):
+        return path.stem
+    return os.path.splitext(os.path.basename(path))[0]
+
+
 def read(path, alpha=DEFAULT_ALPHA):
     """An input as a :class:`revdeconv.io.Picture`: a ``.npy`` array as stored (float;
     no alpha, no bit depth), an image (or a :class:`Page`) in ``[0, 1]`` with its

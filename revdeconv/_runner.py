@@ -19,10 +19,10 @@ import os
 import time
 
 from . import _pixels
-from ._pipeline import CHUNK_BYTES, Files
+from ._pipeline import CHUNK_BYTES, Deferred, Files
 from ._tally import Interrupted, Tally  # noqa: F401 (Interrupted: the command line's)
-from ._inputs import (case_insensitive, expand, footprint, reason, refuse_overwriting,
-                      sigint_deferred)
+from ._inputs import (case_insensitive, expand, expand_inputs, footprint,  # noqa: F401
+                      reason, refuse_overwriting, sigint_deferred)   # (expand_inputs: cli's)
 from ._options import DEFAULT_MEMORY
 from ._pixels import load_rgb  # noqa: F401 (the command line's)
 from .io import (DEFAULT_PNG_COMPRESSION, ImageReadError, remove_stale_temporaries,
@@ -30,20 +30,6 @@ from .io import (DEFAULT_PNG_COMPRESSION, ImageReadError, remove_stale_temporari
 
 FORMATS = {"png": ".png", "tiff": ".tiff", "npy": ".npy"}
 DEFAULT_FORMAT = "png"
-
-
-def expand_inputs(specs, *, recursive=False):
-    """Files named by ``specs``: files, folders (their image files, hidden ones
-    left out) and glob patterns, each in natural order; a name that is not there
-    stays, to be reported as missing. (:func:`revdeconv._inputs.expand` says more.)"""
-    return expand(specs, recursive=recursive).files
-
-
-def stem(path):
-    """A file's name without its folder and extension; a page's: ``scan_p2``."""
-    if isinstance(path, _pixels.Page):
-        return path.stem
-    return os.path.splitext(os.path.basename(path))[0]
 
 
 class Run(Tally):
@@ -71,12 +57,12 @@ class Run(Tally):
         self.chunk, self.memory, self.output_scale = chunk, memory, output_scale
         self.recursive, self.out_file = recursive, out_file
         self._rel, self._claimed, self._folded = {}, {}, {}
-        self._kept, self._carry, self._writing, self._line_due = {}, None, [], False
+        self._kept, self._carry = {}, None
 
     def __getstate__(self):     # to a cluster's worker (_cluster): absolute paths (it has
         # its own working folder), not the stream, the cluster or what this run claimed
         return dict(self.__dict__, stream=None, cluster=None, _claimed={}, _folded={}, _kept={},
-                    files=Files(1), _writing=[],
+                    files=Files(1),
                     out=self.out and os.path.abspath(self.out),
                     _rel={_pixels.absolute(path): rel for path, rel in self._rel.items()})
 
@@ -112,11 +98,11 @@ class Run(Tally):
         """The name an input goes by: its stem, after the folders it lies in under
         the folder searched (``sub/a``) with ``recursive``."""
         rel = self._rel.get(path, "")
-        return "/".join([*rel.split(os.sep), stem(path)]) if rel else stem(path)
+        return "/".join([*rel.split(os.sep), _pixels.stem(path)]) if rel else _pixels.stem(path)
 
     def output_path(self, path):
         """Where the output for input ``path`` goes: OUT/<name>.<format>, inside OUT."""
-        return os.path.join(self.out, self._rel.get(path, ""), stem(path) + FORMATS[self.fmt])
+        return os.path.join(self.out, self._rel.get(path, ""), _pixels.stem(path) + FORMATS[self.fmt])
 
     def pending(self, paths):
         """The inputs still to do: outputs that exist are skipped unless ``overwrite``;
@@ -138,42 +124,21 @@ class Run(Tally):
         return todo
 
     def write(self, path, array):
-        """Start writing the output for input ``path`` (whole or not at all); it is
-        counted, done or failed, by :meth:`written`."""
+        """Write the output for input ``path`` (whole or not at all), and count it: done,
+        or failed with the reason."""
         alpha, bits = self._kept.pop(_pixels.key(path), (None, None))
         target = self.output_path(path)
-        self._writing.append((path, target, self.files.write(
-            self._save, target, array, None if alpha is None else (self._carry, path, alpha),
-            _pixels.output_bits(bits, self.fmt, self.bits))))
-
-    def written(self):
-        """Count the outputs started by :meth:`write`, in order, each when it is on
-        disk (a Ctrl-C meanwhile: the files being written are finished first); then
-        the chunk's line, if it waited for them."""
-        while self._writing:
-            path, target, writing = self._writing[0]
-            try:
-                writing.result()
-            except (OSError, ValueError, ImportError) as exc:   # ImportError: what to install
-                self._writing.pop(0)
-                self.fail(path, f"cannot write {target}: {reason(exc)}")
-            else:
-                self._writing.pop(0)
-                self.succeed()
-        if self._line_due:
-            self._line_due = False
-            super()._chunk_line()
-
-    def _chunk_line(self):
-        """A chunk's line counts its files once they are written (:meth:`written`)."""
-        if self._writing:
-            self._line_due = True
+        try:
+            self._save(target, array, None if alpha is None else (self._carry, path, alpha),
+                       _pixels.output_bits(bits, self.fmt, self.bits))
+        except (OSError, ValueError, ImportError) as exc:   # ImportError: what to install
+            self.fail(path, f"cannot write {target}: {reason(exc)}")
         else:
-            super()._chunk_line()
+            self.succeed()
 
     def _save(self, target, array, carried, bits):
-        """Write one output (on the pool of :attr:`files`): alpha carried to the output's
-        geometry (``--alpha keep``), as ``.npy`` or an image file."""
+        """Write one output: alpha carried to the output's geometry (``--alpha keep``),
+        as ``.npy`` or an image file."""
         os.makedirs(os.path.dirname(target), exist_ok=True)
         if carried is not None:
             carry, path, alpha = carried
@@ -221,21 +186,46 @@ class Run(Tally):
         return self.finish()
 
     def work(self, files, compute, attach=None):
-        """:meth:`process`'s loop over ``files`` (the pending ones): read a chunk at a
-        time, computed, written (the chunk before's files are counted as the next
-        one's start). A cluster's worker runs it on its partition."""
+        """:meth:`process`'s loop over ``files`` (the pending ones), a chunk at a time:
+        read, computed and written by :meth:`_chunk`, on the pool of :attr:`files`
+        (as many chunks at once as it has threads, and one more waiting) or in line;
+        each chunk's lines come out when it is done, in order. A Ctrl-C lets the
+        chunks being done finish (and counts them) and drops those not started. A
+        cluster's worker runs it on its partition."""
+        running, ahead = [], self.files.n_threads if self.files.overlapped else 0
         try:
-            for group in self._groups(files, attach):
-                results = self._each_or_all(group, compute)
-                group.clear()                   # the inputs go before the outputs are written
-                self.written()
-                with sigint_deferred():         # in line, a Ctrl-C waits for the chunk's files
-                    while results:
-                        self.write(*results.pop(0))
-                    if not self.files.overlapped:
-                        self.written()
+            for batch, fits in self._plan(files):
+                if running and not fits:            # a large chunk goes alone
+                    self._finish(running, 0, line=True)
+                running.append(self.files.submit(self._chunk, batch, compute, attach))
+                self._finish(running, ahead, line=True)
+            self._finish(running, 1, line=True)     # (no line after the last chunk)
+        except BaseException:                       # Ctrl-C: what was started is finished
+            while running and running[-1].cancel():
+                running.pop()
+            raise
         finally:
-            self.written()
+            self._finish(running, 0)
+
+    def _finish(self, running, keep, line=False):
+        """Take the results of the oldest chunks until ``keep`` are left (their lines
+        are printed as they are taken; ``line``: then the line after each chunk)."""
+        while len(running) > keep:
+            running[0].result()
+            running.pop(0)
+            if line:
+                self._chunk_line()
+
+    def _chunk(self, batch, compute, attach):
+        """One chunk of files: read, computed one group at a time (see :meth:`_groups`),
+        each output written; a Ctrl-C in line waits for the chunk's writes."""
+        reading = [[Deferred(self._decode, path) for path in paths] for paths in batch]
+        for group in self._grouped(self._load(batch, reading), attach):
+            results = self._each_or_all(group, compute)
+            group.clear()                       # the inputs go before the outputs are written
+            with sigint_deferred():
+                while results:
+                    self.write(*results.pop(0))
 
     def pairs(self, originals, filtered):
         """(original, filtered) paths paired by name, in name order; a file without
@@ -264,7 +254,8 @@ class Run(Tally):
         with self._interruptible():
             if self.cluster is not None:
                 return self.cluster.map_pairs(self, pairs, compute, prepare)
-            return self.map_work(pairs, compute, prepare)
+            with self.files.open():                 # the next chunk read meanwhile
+                return self.map_work(pairs, compute, prepare)
 
     def map_work(self, pairs, compute, prepare=None):
         """:meth:`map_pairs`'s loop over ``pairs`` (a cluster's worker runs it on its part)."""
@@ -293,7 +284,8 @@ class Run(Tally):
                 return self.cluster.fold_pairs(self, pairs, step, prepare, parts, at_once)
             if at_once:
                 self.chunk, self.memory = None, float("inf")
-            return self.fold_work(pairs, step, prepare)
+            with self.files.open():
+                return self.fold_work(pairs, step, prepare)
 
     def fold_work(self, pairs, step, prepare=None, carried=None):
         """:meth:`fold_pairs`'s loop over ``pairs``, from ``carried``: the last one."""
@@ -322,24 +314,28 @@ class Run(Tally):
         return named
 
     def _groups(self, items, attach=None, prepare=None):
-        """The loaded :meth:`chunks` of ``items``, each split :func:`by_channels`;
-        ``attach(path)`` adds a value to each item (see :meth:`process`). A group
-        the caller has cleared holds no image while the next chunk is read."""
+        """The loaded :meth:`chunks` of ``items``, each split :meth:`_grouped`."""
         for loaded in self.chunks(items):
-            if attach is not None:
-                attached = []
-                for path, *arrays in loaded:
-                    try:
-                        attached.append((path, *arrays, attach(path)))
-                    except ValueError as exc:
-                        self.fail(path, str(exc))
-                loaded = attached
-            if prepare is not None:
-                loaded = prepare(loaded)
-            groups = by_channels(loaded)
-            del loaded
-            while groups:
-                yield groups.pop(0)
+            yield from self._grouped(loaded, attach, prepare)
+
+    def _grouped(self, loaded, attach=None, prepare=None):
+        """A loaded chunk split :func:`by_channels`; ``attach(path)`` adds a value to each
+        item (see :meth:`process`). A group the caller has cleared holds no image while
+        the next one is computed."""
+        if attach is not None:
+            attached = []
+            for path, *arrays in loaded:
+                try:
+                    attached.append((path, *arrays, attach(path)))
+                except ValueError as exc:
+                    self.fail(path, str(exc))
+            loaded = attached
+        if prepare is not None:
+            loaded = prepare(loaded)
+        groups = by_channels(loaded)
+        del loaded
+        while groups:
+            yield groups.pop(0)
 
     def _each_or_all(self, items, compute):
         """``compute`` on the whole group; when that raises ValueError (one bad
@@ -367,17 +363,14 @@ class Run(Tally):
         """Yield lists of (path, array, ...), as many items as ``memory`` and
         ``chunk`` allow (see the class doc). An item is a path, or a tuple of paths
         read together (a pair); an item with a file that cannot be read is
-        reported and left out. With the reads overlapped (:attr:`files`), the next
-        chunk is read while the caller has this one, when both fit in a third of
-        ``memory``; a larger one is read alone, once the files being written are."""
+        reported and left out. With a pool (:attr:`files`), the next chunk is read
+        while the caller has this one, when both fit in their share of ``memory``."""
         ahead = None
         for batch, fits in self._plan(items):
             if ahead is not None and not (fits and ahead[2]):
                 yield self._load(*ahead[:2])
                 self._chunk_line()
                 ahead = None
-            if not fits:
-                self.written()
             reading = self._begin_reading(batch)
             if ahead is not None:
                 yield self._load(*ahead[:2])
@@ -390,8 +383,9 @@ class Run(Tally):
         """The chunks of paths :meth:`chunks` reads, from the files' headers, each with
         whether it fits in its share of ``memory``."""
         self.total = self.total or len(items)
-        # a third each to the chunk computed, the one read and the one written
-        budget = self.memory / 3 if self.files.overlapped else self.memory
+        # with a pool, a share each to the chunks at work and the one waiting
+        share = self.memory / (self.files.n_threads + 1)
+        budget = share if self.files.overlapped else self.memory
         budget = min(budget, self._chunk_cap) if self.chunk is None else budget
         batch, size, copies = [], 0, 0
         for item in items:
@@ -403,16 +397,16 @@ class Run(Tally):
             largest = max(copies, pixels / 2, 3 * pixels * self.output_scale)
             if batch and (size + need + largest > budget
                           or len(batch) == (self.chunk or -1)):
-                yield batch, size + copies <= self.memory / 3
+                yield batch, size + copies <= share
                 batch, size, largest = [], 0, max(pixels / 2, 3 * pixels * self.output_scale)
             batch.append(paths)
             size, copies = size + need, largest
         if batch:
-            yield batch, size + copies <= self.memory / 3
+            yield batch, size + copies <= share
 
     def _begin_reading(self, batch):
         """Start reading a chunk's files (see :class:`revdeconv._pipeline.Files`)."""
-        return [[self.files.read(self._decode, path) for path in paths] for paths in batch]
+        return [[self.files.submit(self._decode, path) for path in paths] for paths in batch]
 
     def _decode(self, path):
         return _pixels.read(path, self.alpha)

@@ -1,12 +1,14 @@
 """The counts and reports of a run over many files: one line per file that fails or
 is skipped, a progress bar on a terminal (a line per chunk in a log), the summary
-line and its exit status, and the one line of a Ctrl-C."""
+line and its exit status, and the one line of a Ctrl-C. A report made on a pool
+thread is made by the run's own thread (:mod:`revdeconv._pipeline`)."""
 
 import contextlib
 import sys
 import time
 
 from ._inputs import subfolder_note
+from ._pipeline import reported_by_caller
 
 __all__ = ["Tally", "Interrupted"]
 
@@ -29,12 +31,14 @@ class Tally:
         self._skips = {}
         self._start = time.perf_counter()
 
+    @reported_by_caller
     def fail(self, path, reason):
         self.failed += 1
         self._clear_progress()
         print(f"revdeconv {self.command}: {path}: {reason}", file=self.stream)
         self._progress()
 
+    @reported_by_caller
     def skip(self, path, reason, why):
         """Leave ``path`` out, with its ``reason`` on a line; counted as skipped
         (``why``, in the summary), not as failed."""
@@ -44,6 +48,7 @@ class Tally:
         print(f"revdeconv {self.command}: {path}: skipped: {reason}", file=self.stream)
         self._progress()
 
+    @reported_by_caller
     def succeed(self, count=1):
         self.done += count
         self._progress()

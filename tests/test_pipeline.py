@@ -75,7 +75,7 @@ def test_a_warning_on_the_pool_is_shown_by_the_thread_that_takes_the_result():
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             with Files(2).open() as files:
-                futures = [files.read(decode, name) for name in "abc"]
+                futures = [files.submit(decode, name) for name in "abc"]
                 assert shown == []                     # kept until asked for
                 assert futures[0].result() == "A"
                 with pytest.raises(ValueError, match="b is broken"):
@@ -87,16 +87,17 @@ def test_a_warning_on_the_pool_is_shown_by_the_thread_that_takes_the_result():
     assert shown == [("a: odd", main), ("b: odd", main), ("c: odd", main)]
 
 
-def test_in_line_reads_wait_until_asked_and_writes_are_done_at_once():
+def test_in_line_calls_wait_until_asked_and_are_made_once():
     calls = []
     files = Files(1)
     with files.open():
         assert not files.overlapped
-        reading = files.read(lambda path: calls.append(path) or path, "x")
+        done = files.submit(lambda path: calls.append(path) or path, "x")
         assert calls == []
-        assert reading.result() == "x" and reading.result() == "x" and calls == ["x"]
-        files.write(calls.append, "written")
-        assert calls == ["x", "written"]
+        assert done.result() == "x" and done.result() == "x" and calls == ["x"]
+        dropped = files.submit(calls.append, "never")
+        assert dropped.cancel() and not done.cancel()
+    assert calls == ["x"]
     failing = Deferred(int, "not a number")
     for _ in range(2):                                # raised again to each caller
         with pytest.raises(ValueError):
