@@ -27,7 +27,7 @@ __all__ = ["Deferred", "Files", "CHUNK_BYTES", "reported_by_caller"]
 #: ``--memory`` allows: a chunk this size and its outputs stay in the processor's
 #: caches, where one of the memory's size is copied through fresh pages
 #: (``--chunk`` or a smaller ``--memory`` take fewer).
-CHUNK_BYTES = 1 << 24
+CHUNK_BYTES = 1 << 22
 
 
 class Deferred:
