@@ -51,8 +51,8 @@ import numpy as np
 
 from . import _backend, bench_report
 from ._bench_cases import (CONVOLVE_S1, CONVOLVE_S1_OUT, CONVOLVE_S3, DECONVOLVE,
-                           DECONVOLVE_OUT, DEFAULT_SIZE, KERNELS, LEARN_LSTSQ, LEARN_SGD,
-                           MEMORY_LIMIT, NUMPY_IMAGES, OUT_CASES, PIPELINE, RESTORE,
+                           DECONVOLVE_OUT, DEFAULT_SIZE, FOLDER_CASES, KERNELS, LEARN_LSTSQ,
+                           LEARN_SGD, MEMORY_LIMIT, NUMPY_IMAGES, OUT_CASES, PIPELINE, RESTORE,
                            RESTORE_CASES, RESTORE_ITERATION, RESTORE_SIZES, RESTORE_TARGETS,
                            RICHARDSON_LUCY, SIZES, SPEED_TARGETS, WIENER, MemoryRow,
                            TimingRow, _faster, _jobs, _memory_rows, _optional, _time_case,
@@ -222,6 +222,8 @@ class BenchResult:
                 return min(measured, key=lambda r: r.per_image), None
             return None, rows[0].note
         row = self.row(case, implementation)
+        if row is None and case in FOLDER_CASES and not any(r.case == case for r in self.rows):
+            return None, "the folder cases are run by `revdeconv bench` (bench/run.py)"
         if row is None:
             return None, f"{implementation} not run (threads {list(self.threads)})"
         return (row, None) if row.seconds is not None else (None, row.note)

@@ -9,6 +9,7 @@ files and errors. They assert no timing.
 import json
 import sys
 
+import numpy as np
 import pytest
 
 import revdeconv
@@ -197,3 +198,38 @@ def test_restore_rows_are_timed_per_million_values_with_their_psnr(result):
     assert per_iteration.measured == pytest.approx(iteration.ms_per_million)
     assert per_iteration.required_text == "at most 30 ms per million values"
     assert "## Restore" in result.to_markdown(header=False)
+
+
+def test_the_folder_cases_time_the_command_and_the_opencv_loop_on_the_same_files(tmp_path):
+    """Six files: the command on 1 and 2 threads and the loop, each timed; the loop's
+    outputs equal the command's, file by file."""
+    pytest.importorskip("cv2")
+    from revdeconv._bench_folder import folder_jobs
+    jobs = list(folder_jobs(revdeconv.cli.main, 6, (1, 2), 1, str(tmp_path)))
+    rows = []
+    for case in _bench_cases.FOLDER_CASES:
+        rows += _bench_cases._time_case([j for j in jobs if j.case == case], lambda _: None)
+    assert [(r.case, r.implementation) for r in rows] == [
+        (case, implementation) for case in _bench_cases.FOLDER_CASES
+        for implementation in ("compiled 1T", "compiled 2T", _bench_cases.OPENCV_LOOP)]
+    assert all(r.seconds > 0 and r.images == 6 for r in rows)
+    loops = [r for r in rows if r.implementation == _bench_cases.OPENCV_LOOP]
+    assert [r.note for r in loops] == ["outputs: 6 of 6 files identical to the command's"] * 2
+    # each timed run wrote into a folder of its own, removed after it
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "check", "cv2", "deconvolve", "filter", "filtered", "photos"]
+    assert not list((tmp_path / "filter").iterdir())
+
+
+def test_compare_folders_finds_a_changed_and_a_missing_file(tmp_path):
+    from PIL import Image
+    from revdeconv._bench_folder import compare_folders
+    for side in ("ours", "theirs"):
+        (tmp_path / side).mkdir()
+        for name in ("a", "b", "c"):
+            Image.fromarray(np.full((4, 5, 3), 100, np.uint8)).save(tmp_path / side / f"{name}.png")
+    assert compare_folders(tmp_path / "ours", tmp_path / "theirs") == (3, 3, 0)
+    Image.fromarray(np.full((4, 5, 3), 103, np.uint8)).save(tmp_path / "ours" / "b.png")
+    assert compare_folders(tmp_path / "ours", tmp_path / "theirs") == (2, 3, 3)
+    (tmp_path / "ours" / "c.png").unlink()
+    assert compare_folders(tmp_path / "ours", tmp_path / "theirs") == (1, 3, -1)
