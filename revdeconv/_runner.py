@@ -7,7 +7,8 @@ waits for the file being written), existing outputs are skipped unless
 ``overwrite``, no output is ever written over an input, and the exit status
 says whether anything failed. Files are loaded as many at a time as
 ``memory`` bytes hold (from their headers), so memory stays bounded by the
-budget, not by the folder or the size of its images.
+budget, not by the folder or the size of its images; with more than one
+thread, chunks of files are done side by side (:mod:`revdeconv._pipeline`).
 
 The chain for a command that writes one output per input is
 :meth:`Run.process`; :meth:`Run.map_pairs` and :meth:`Run.fold_pairs` are the
@@ -42,6 +43,8 @@ class Run(Tally):
     (float64, as read; the size comes from each file's header) and their
     outputs (``output_scale`` times as many bytes) fit in ``memory`` bytes, and
     at most ``chunk`` files when given; a file larger than ``memory`` goes alone.
+    With ``n_threads`` above one, as many chunks as threads are done at once, each
+    in its share of ``memory`` and of at most :data:`~revdeconv._pipeline.CHUNK_BYTES`.
     """
 
     def __init__(self, command, *, out=None, fmt=DEFAULT_FORMAT, overwrite=False, quiet=False,
@@ -49,7 +52,7 @@ class Run(Tally):
                  out_file=None, alpha=_pixels.DEFAULT_ALPHA, bits=None, stream=None,
                  cluster=None, n_threads=None, png_compression=DEFAULT_PNG_COMPRESSION):
         super().__init__(command, quiet=quiet, stream=stream)
-        self.files = Files(n_threads)              # where files are decoded and encoded
+        self.files = Files(n_threads)              # where chunks of files are done
         self.png_compression = png_compression
         self.cluster = cluster                     # a _cluster.Cluster: files on its workers
         self.alpha, self.bits = alpha, bits        # see _pixels: --alpha, --bits
