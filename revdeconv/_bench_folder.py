@@ -67,11 +67,11 @@ def compare_folders(ours, theirs):
     identical, largest, names = 0, 0, sorted(os.listdir(theirs))
     for name in names:
         try:
-            a = np.asarray(Image.open(os.path.join(ours, name)), dtype=np.int16)
+            a = _levels(os.path.join(ours, name))
         except OSError:
             largest = -1
             continue
-        b = np.asarray(Image.open(os.path.join(theirs, name)), dtype=np.int16)
+        b = _levels(os.path.join(theirs, name))
         if a.shape != b.shape:
             largest = -1
             continue
@@ -79,6 +79,11 @@ def compare_folders(ours, theirs):
         identical += difference == 0
         largest = max(largest, difference) if largest >= 0 else largest
     return identical, len(names), largest
+
+
+def _levels(path):
+    with Image.open(path) as image:
+        return np.asarray(image, dtype=np.int16)
 
 
 class _Outputs:

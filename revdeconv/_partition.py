@@ -130,8 +130,10 @@ class Worker(Run):
         self._phase = 1
         return loaded
 
-    def _groups(self, items, attach=None, prepare=None):
-        for group in super()._groups(items, attach, prepare):
+    _chunk_cap = float("inf")       # the partition's chunks are the plain run's, as planned
+
+    def _grouped(self, loaded, attach=None, prepare=None):
+        for group in super()._grouped(loaded, attach, prepare):
             self._group, self._phase = _layout(group[0][1]), 3
             self._layouts.update((key(item[0]), self._group) for item in group)
             yield group

@@ -19,7 +19,7 @@ import functools
 import threading
 import warnings
 
-from ._threads import effective_n_threads
+from ._threads import pool_threads
 
 __all__ = ["Deferred", "Files", "CHUNK_BYTES", "reported_by_caller"]
 
@@ -119,15 +119,15 @@ class _Pooled:
 
 
 class Files:
-    """Where a run's files are decoded and encoded: in line (``n_threads`` 1) or on a
-    pool of threads (:meth:`open` makes the pool, :meth:`close` waits for the files
-    being written and drops the reads not started).
+    """Where a run's chunks of files are done: in line (``n_threads`` 1) or on a pool
+    of threads, open while :meth:`open`'s block runs (at its end the calls not
+    started are dropped and those started waited for).
 
     :meth:`submit` gives a future whose ``result()`` makes the reports of its call.
     """
 
     def __init__(self, n_threads=1):
-        self.n_threads = effective_n_threads(n_threads)
+        self.n_threads = pool_threads(n_threads)
         self._pool = None
 
     @property
@@ -147,9 +147,11 @@ class Files:
             yield self
         finally:
             pool, self._pool = self._pool, None
-            pool.shutdown(wait=True, cancel_futures=True)    # (the run waited for its writes)
-            if warnings.showwarning is keep:
-                warnings.showwarning = keep.shows
+            try:
+                pool.shutdown(wait=True, cancel_futures=True)    # (the run took its results)
+            finally:
+                if warnings.showwarning is keep:
+                    warnings.showwarning = keep.shows
 
     def submit(self, function, *args):
         """A future of ``function(*args)``: on the pool, started now; in line, called

@@ -17,6 +17,7 @@ same chain over (original, filtered) pairs for ``learn``. The command line
 """
 
 import os
+import threading
 import time
 
 from . import _pixels
@@ -65,18 +66,16 @@ class Run(Tally):
     def __getstate__(self):     # to a cluster's worker (_cluster): absolute paths (it has
         # its own working folder), not the stream, the cluster or what this run claimed
         return dict(self.__dict__, stream=None, cluster=None, _claimed={}, _folded={}, _kept={},
-                    files=Files(1),
+                    files=Files(1), _stop=None,
                     out=self.out and os.path.abspath(self.out),
                     _rel={_pixels.absolute(path): rel for path, rel in self._rel.items()})
 
     _chunk_cap = CHUNK_BYTES        # see revdeconv._pipeline
 
     def compute_threads(self, n_threads):
-        """The threads for a computation that takes little next to decoding and encoding
-        its files (``filter``, ``deconvolve``): one, where a pool of threads decodes and
-        encodes the files (OpenMP's threads waiting for a core the pool holds cost
-        more than they bring: over 1,000 PNG files, ``filter`` on 2 threads took 2.2 s
-        so and 1.3 s this way); ``n_threads`` on one thread, or on a cluster."""
+        """Threads for a computation light next to its files' decoding and encoding
+        (``filter``, ``deconvolve``): one where the pool does chunks side by side (README,
+        "Speed over folders"); ``n_threads`` on one thread, or on a cluster."""
         return 1 if self.cluster is None and self.files.n_threads > 1 else n_threads
 
     def fail(self, path, reason):
@@ -189,41 +188,52 @@ class Run(Tally):
         return self.finish()
 
     def work(self, files, compute, attach=None):
-        """:meth:`process`'s loop over ``files`` (the pending ones), a chunk at a time:
-        read, computed and written by :meth:`_chunk`, on the pool of :attr:`files`
-        (as many chunks at once as it has threads, and one more waiting) or in line;
-        each chunk's lines come out when it is done, in order. A Ctrl-C lets the
-        chunks being done finish (and counts them) and drops those not started. A
-        cluster's worker runs it on its partition."""
-        running, ahead = [], self.files.n_threads if self.files.overlapped else 0
+        """:meth:`process`'s loop over ``files`` (the pending ones): chunks done by
+        :meth:`_chunk` on the pool of :attr:`files` (as many as it has threads; one
+        larger than its share of ``memory`` alone) or in line, their lines in order.
+        A Ctrl-C lets the chunks at work finish their group (files whole, counted) and
+        drops the rest. A cluster's worker runs it on its partition."""
+        running, last_fits, self._stop = [], True, threading.Event()
+        ahead = self.files.n_threads if self.files.overlapped else 1   # (in line: lazy)
         try:
             for batch, fits in self._plan(files):
-                if running and not fits:            # a large chunk goes alone
+                if running and not (fits and last_fits):
                     self._finish(running, 0, line=True)
                 running.append(self.files.submit(self._chunk, batch, compute, attach))
+                last_fits = fits
                 self._finish(running, ahead, line=True)
             self._finish(running, 1, line=True)     # (no line after the last chunk)
         except BaseException:                       # Ctrl-C: what was started is finished
+            self._stop.set()
             while running and running[-1].cancel():
                 running.pop()
             raise
         finally:
-            self._finish(running, 0)
+            self._finish(running, 0, quietly=True)
 
-    def _finish(self, running, keep, line=False):
-        """Take the results of the oldest chunks until ``keep`` are left (their lines
-        are printed as they are taken; ``line``: then the line after each chunk)."""
+    def _finish(self, running, keep, line=False, quietly=False):
+        """Take the oldest chunks' results (their reports) until ``keep`` are left; ``line``:
+        a line after each; ``quietly``: whatever they raise (an error is on its way up)."""
         while len(running) > keep:
-            running[0].result()
-            running.pop(0)
+            try:
+                running[0].result()         # (a Ctrl-C meanwhile: taken again, later)
+            except Exception:
+                running.pop(0)
+                if not quietly:
+                    raise
+            else:
+                running.pop(0)
             if line:
                 self._chunk_line()
 
     def _chunk(self, batch, compute, attach):
-        """One chunk of files: read, computed one group at a time (see :meth:`_groups`),
-        each output written; a Ctrl-C in line waits for the chunk's writes."""
-        reading = [[Deferred(self._decode, path) for path in paths] for paths in batch]
+        """One chunk of files read, computed a group at a time (:meth:`_grouped`) and
+        written; a Ctrl-C waits for the group's files, and stops the chunk there."""
+        reading = self._begin_reading(batch, Deferred)      # (this thread is the pool's)
         for group in self._grouped(self._load(batch, reading), attach):
+            reading = None                      # (the inputs: in the groups only)
+            if self._stop.is_set():
+                return
             results = self._each_or_all(group, compute)
             group.clear()                       # the inputs go before the outputs are written
             with sigint_deferred():
@@ -332,7 +342,7 @@ class Run(Tally):
                     attached.append((path, *arrays, attach(path)))
                 except ValueError as exc:
                     self.fail(path, str(exc))
-            loaded = attached
+            loaded, attached = attached, None
         if prepare is not None:
             loaded = prepare(loaded)
         groups = by_channels(loaded)
@@ -366,21 +376,19 @@ class Run(Tally):
         """Yield lists of (path, array, ...), as many items as ``memory`` and
         ``chunk`` allow (see the class doc). An item is a path, or a tuple of paths
         read together (a pair); an item with a file that cannot be read is
-        reported and left out. With a pool (:attr:`files`), the next chunk is read
-        while the caller has this one, when both fit in their share of ``memory``."""
-        ahead = None
+        reported and left out. With a pool, the next chunk is read meanwhile."""
+        waiting, fits_before = [], True         # chunks whose reading has started
         for batch, fits in self._plan(items):
-            if ahead is not None and not (fits and ahead[2]):
-                yield self._load(*ahead[:2])
+            if waiting and not (fits and fits_before):          # a large chunk alone
+                yield self._load(*waiting.pop())
                 self._chunk_line()
-                ahead = None
-            reading = self._begin_reading(batch)
-            if ahead is not None:
-                yield self._load(*ahead[:2])
+            waiting.append((batch, self._begin_reading(batch)))
+            fits_before = fits
+            if len(waiting) == 2:
+                yield self._load(*waiting.pop(0))
                 self._chunk_line()
-            ahead = batch, reading, fits
-        if ahead is not None:
-            yield self._load(*ahead[:2])
+        if waiting:
+            yield self._load(*waiting.pop())
 
     def _plan(self, items):
         """The chunks of paths :meth:`chunks` reads, from the files' headers, each with
@@ -407,12 +415,10 @@ class Run(Tally):
         if batch:
             yield batch, size + copies <= share
 
-    def _begin_reading(self, batch):
-        """Start reading a chunk's files (see :class:`revdeconv._pipeline.Files`)."""
-        return [[self.files.submit(self._decode, path) for path in paths] for paths in batch]
-
-    def _decode(self, path):
-        return _pixels.read(path, self.alpha)
+    def _begin_reading(self, batch, start=None):
+        """Futures of a chunk's pictures: reading on the pool (``start``: another way)."""
+        start = start or self.files.submit
+        return [[start(_pixels.read, path, self.alpha) for path in paths] for paths in batch]
 
     def _load(self, batch, reading):
         loaded = []

@@ -106,15 +106,42 @@ def effective_n_threads(n_threads=None):
     >>> effective_n_threads(1)
     1
     """
+    n_threads = _checked(n_threads)
+    if not openmp_enabled():
+        return 1
+    return _resolved(n_threads, default_threads())
+
+
+def pool_threads(n_threads=None):
+    """Threads for work that Python spreads itself (a pool reading, computing and
+    writing files): :func:`effective_n_threads`'s rule without OpenMP, so that a
+    serial build spreads its files too (``None``: ``OMP_NUM_THREADS`` where set,
+    else :func:`available_cpus`).
+
+    Examples
+    --------
+    >>> from revdeconv._threads import pool_threads
+    >>> pool_threads(3)
+    3
+    """
+    n_threads = _checked(n_threads)
+    omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    default = int(omp) if omp.isdigit() and int(omp) > 0 else available_cpus()
+    return _resolved(n_threads, min(default, MAX_THREADS))
+
+
+def _checked(n_threads):
     if n_threads is not None:
         n_threads = as_int(n_threads, "n_threads")
         if n_threads == 0:
             raise ValueError("n_threads must not be 0 (None means OpenMP's default)")
         if n_threads > MAX_THREADS:
             raise ValueError(f"n_threads must be at most {MAX_THREADS}, got {n_threads}")
-    if not openmp_enabled():
-        return 1
-    default = default_threads()
+    return n_threads
+
+
+def _resolved(n_threads, default):
+    """``n_threads`` given, or ``default`` (None), or taken back from it (negative)."""
     if n_threads is None:
         return default
     return n_threads if n_threads > 0 else max(default + 1 + n_threads, 1)

@@ -38,6 +38,7 @@ Examples
 """
 
 import io
+import operator
 import os
 import re
 import secrets
@@ -304,8 +305,7 @@ def save_image(path, image, *, bits=8, png_compression=DEFAULT_PNG_COMPRESSION):
         raise ValueError(f"image must not be empty, got shape {np.shape(image)}")
     if isinstance(bits, bool) or bits not in BITS:
         raise ValueError(f"bits must be 8, 16 or 32 (float32), got {bits!r}")
-    if png_compression is not None and (isinstance(png_compression, bool)
-                                        or png_compression not in range(10)):
+    if png_compression is not None and not _is_level(png_compression):
         raise ValueError(f"png_compression must be None or an integer from 0 to 9, "
                          f"got {png_compression!r}")
     path = os.fspath(path)
@@ -345,6 +345,14 @@ def save_image(path, image, *, bits=8, png_compression=DEFAULT_PNG_COMPRESSION):
             dict(compress_level=1, compress_type=zlib.Z_RLE) if png_compression is None
             else dict(compress_level=png_compression))
         write_atomically(path, lambda f: picture.save(f, format=fmt, **options))
+
+
+def _is_level(value):
+    """Whether ``value`` is a zlib level: an integer (not a bool, nor a float) 0-9."""
+    try:
+        return not isinstance(value, bool) and operator.index(value) in range(10)
+    except TypeError:
+        return False
 
 
 def write_atomically(path, write):

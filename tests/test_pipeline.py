@@ -4,6 +4,7 @@ given (``--png-compression``)."""
 
 import io
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -59,6 +60,82 @@ def test_the_lines_and_files_do_not_depend_on_the_threads(mixed, tmp_path, capsy
     assert [line.split(": ")[-2].rsplit("/", 1)[-1] for line in lines[:-1]] == [
         "im05_broken.png", "im12_hot.tiff", "im31_hot.tiff"]
     assert lines[-1] == f"revdeconv {command}: 42 done, 1 failed"
+
+
+def test_a_piped_run_of_one_chunk_prints_the_same_lines_on_any_threads(tmp_path, rng, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(5):
+        save_image(folder / f"p{k}.png", rng.random((20, 24, 3)))
+    lines = {}
+    for threads in (1, 2):
+        status, err = run(capsys, "filter", folder, "--kernel", "blur", "--out",
+                          tmp_path / f"o{threads}", "--threads", threads)
+        lines[threads] = (status, err)
+    assert lines[1] == lines[2] == (0, ["revdeconv filter: 5 done, 0 failed"])
+
+
+def test_a_chunk_larger_than_its_share_runs_alone(tmp_path, rng, monkeypatch, capsys):
+    """--memory 3MB on 2 threads: a share of 1 MB each (and 4 files at most); the
+    300x300 file (2.2 MB as
+    float64) is a chunk of its own, and no other chunk is at work beside it, while the
+    chunks of small files before and after it do go two at a time."""
+    from revdeconv._runner import Run
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(36):
+        save_image(folder / f"a{k:02d}.png", rng.random((20, 24, 3)))
+    save_image(folder / "a17_big.png", rng.random((300, 300, 3)))
+    at_work, seen, lock = [], [], threading.Lock()
+    chunk = Run._chunk
+
+    def watched(self, batch, compute, attach):
+        names = [p[0].rsplit("/", 1)[-1] for p in batch]
+        with lock:
+            at_work.append(names)
+            seen.append([list(n) for n in at_work])
+        try:
+            time.sleep(0.05)                  # long enough for chunks to meet
+            return chunk(self, batch, compute, attach)
+        finally:
+            with lock:
+                at_work.remove(names)
+    monkeypatch.setattr(Run, "_chunk", watched)
+    status, _ = run(capsys, "filter", folder, "--kernel", "blur", "--out", tmp_path / "o",
+                    "--memory", "3MB", "--chunk", 4, "--threads", 2, "--quiet")
+    assert status == 0 and len(list((tmp_path / "o").iterdir())) == 37
+    assert ["a17_big.png"] in [names for moment in seen for names in moment]
+    assert all(moment == [["a17_big.png"]] for moment in seen if ["a17_big.png"] in moment)
+    assert any(len(moment) == 2 for moment in seen)          # the others do go side by side
+
+
+def test_a_chunk_that_raises_leaves_the_others_counted(tmp_path, rng):
+    """An error other than a bad image (a bug) goes up, after every chunk at work has
+    been counted: the files on disk are the files counted."""
+    from revdeconv._runner import Run
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(8):
+        save_image(folder / f"b{k}.png", rng.random((20, 24, 3)))
+
+    def compute(images):
+        if len(images) == 1 and images[0].shape[0] == 20 and compute.calls == 3:
+            raise RuntimeError("a bug")
+        compute.calls += 1
+        return [image[1:, 1:] for image in images]
+    compute.calls = 0
+    run_ = Run("filter", out=str(tmp_path / "o"), chunk=1, n_threads=2,
+               stream=io.StringIO())
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_.process([str(folder)], compute)
+    assert run_.done == len(list((tmp_path / "o").iterdir())) >= 3
+
+
+def test_a_serial_build_spreads_its_files_too(monkeypatch):
+    from revdeconv import _threads
+    monkeypatch.setattr(_threads, "openmp_enabled", lambda: False)
+    assert _threads.effective_n_threads(4) == 1
+    assert Files(4).n_threads == 4 and Files(-1).n_threads == _threads.available_cpus()
 
 
 def test_a_warning_on_the_pool_is_shown_by_the_thread_that_takes_the_result():
@@ -134,7 +211,7 @@ def test_a_16_bit_png_takes_the_level_too(tmp_path):
                                   read_image(tmp_path / "default.png").pixels)
 
 
-@pytest.mark.parametrize("level", [10, -1, 1.5, True, "6"])
+@pytest.mark.parametrize("level", [10, -1, 1.5, 1.0, np.float64(2), True, "6"])
 def test_save_image_names_a_bad_png_compression(tmp_path, level):
     with pytest.raises(ValueError, match="png_compression must be None or an integer from "
                                          "0 to 9"):
