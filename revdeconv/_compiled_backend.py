@@ -1,12 +1,13 @@
 """The compiled backend: packs validated arrays for the Cython kernels.
 
 Same functions and arguments as ``revdeconv._numpy_backend``. The kernels
-take a batch of channels-last images as one flat buffer plus a geometry
-table (see ``src_c/_batch.pxd``), so several images (of different sizes) go
-through one call and one parallel loop. A single contiguous
-image is passed as a view: nothing is copied. The convolution and the
-reverse solve write their outputs into one array per image: the caller's
-(``out=``), written in place, or views of one buffer allocated here.
+take a batch of channels-last images plus a geometry table (see
+``src_c/_batch.pxd``), so several images (of different sizes) go through one
+call and one parallel loop. The convolution, the reverse solve and the
+measures read their images as one array per image, in place (a list of
+separately decoded images is not copied), and write their outputs into one
+array per image: the caller's (``out=``), written in place, or views of one
+buffer allocated here. The learning kernels take one flat buffer (``_pack``).
 """
 
 import numpy as np
@@ -55,6 +56,11 @@ def _geometry(shapes, n_channels):
         offset += height * width * n_channels
         row += height
     return geometry
+
+
+def _shapes_geometry(images):
+    """Geometry of a list of (H, W, C) arrays read in place (OFFSET unused)."""
+    return _geometry([image.shape[:2] for image in images], images[0].shape[2])
 
 
 def _pack(images):
@@ -106,7 +112,7 @@ def convolve(images, kernel, bias, stride, activation, n_threads, outputs=None,
     n_channels, kh, kw = kernel.shape
     shapes = [(output_size(h, kh, stride[0]), output_size(w, kw, stride[1]))
               for h, w, _ in (image.shape for image in images)]
-    src, src_geom = _pack(images)
+    src_geom = _shapes_geometry(images)
     dst_geom = _geometry(shapes, n_channels)
     if outputs is None:
         outputs = _allocate(shapes, n_channels, kernel.dtype)
@@ -127,8 +133,8 @@ def convolve(images, kernel, bias, stride, activation, n_threads, outputs=None,
         subsampled = stride[1] > 1 and tiled.size
         scratch = _padded_rows(n_threads if subsampled else 1,
                                tiled.shape[1] if subsampled else 0, kernel.dtype)
-        _convolve.convolve(src, src_geom, kernel, bias, outputs, dst_geom, tiled, taps,
-                           scratch, nonfinite_rows, stride[0], stride[1],
+        _convolve.convolve(list(images), src_geom, kernel, bias, outputs, dst_geom, tiled,
+                           taps, scratch, nonfinite_rows, stride[0], stride[1],
                            ACTIVATION_CODES[activation], n_threads)
     return outputs, np.logical_or.reduceat(nonfinite_rows, dst_geom[:, 3]).tolist()
 
@@ -136,14 +142,14 @@ def convolve(images, kernel, bias, stride, activation, n_threads, outputs=None,
 def squared_error(originals, targets, kernel, bias, stride, activation, n_threads):
     """Sum over all pairs of ``(convolve(original) - target)**2``, in double."""
     n_channels, kh, kw = kernel.shape
-    src, src_geom = _pack(originals)
-    tgt, tgt_geom = _pack(targets)
+    src_geom, tgt_geom = _shapes_geometry(originals), _shapes_geometry(targets)
     row_sums = np.empty(int(tgt_geom[-1, 3] + tgt_geom[-1, 1]))
-    with thread_share(n_threads, tgt.size * kh * kw,
-                               _MIN_MACS_PER_THREAD) as n_threads:
+    values = sum(target.size for target in targets)
+    with thread_share(n_threads, values * kh * kw, _MIN_MACS_PER_THREAD) as n_threads:
         scratch = _padded_rows(n_threads, int(tgt_geom[:, 2].max()) * n_channels, kernel.dtype)
-        _convolve.squared_error(src, src_geom, kernel, bias, tgt, tgt_geom, scratch, row_sums,
-                                stride[0], stride[1], ACTIVATION_CODES[activation], n_threads)
+        _convolve.squared_error(list(originals), src_geom, kernel, bias, list(targets),
+                                tgt_geom, scratch, row_sums, stride[0], stride[1],
+                                ACTIVATION_CODES[activation], n_threads)
     return float(row_sums.sum())
 
 
@@ -222,7 +228,7 @@ def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads
     """``kernel`` is ``(C, kh, kw)``, or ``(N, C, kh, kw)``: one per image. Returns the
     outputs (``outputs``, written into, or new)."""
     n_channels, kh, kw = kernel.shape[-3:]
-    src, src_geom = _pack(images)
+    src_geom = _shapes_geometry(images)
     dst_geom = _geometry(output_shapes, n_channels)
     if outputs is None:
         outputs = _allocate(output_shapes, n_channels, kernel.dtype)
@@ -235,17 +241,18 @@ def deconvolve(images, kernel, stride, output_shapes, eps, activation, n_threads
         scratch = _padded_rows(n_threads if disjoint else 1,
                                (2 * kh * kw + 1 + kw) * chunk if disjoint else 0, kernel.dtype)
         tiled_for = np.full(n_threads, -1, dtype=np.intp)
-        _reverse.deconvolve(src, src_geom, kernel.reshape(-1, kh, kw), outputs, dst_geom,
-                            scratch, tiled_for, chunk, n_channels, stride[0], stride[1], eps,
-                            ACTIVATION_CODES[activation], n_threads)
+        _reverse.deconvolve(list(images), src_geom, kernel.reshape(-1, kh, kw), outputs,
+                            dst_geom, scratch, tiled_for, chunk, n_channels, stride[0],
+                            stride[1], eps, ACTIVATION_CODES[activation], n_threads)
     return outputs
 
 
 def mae(images, references, n_threads):
     """``images[n]`` and ``references[n]`` share a shape and one float dtype."""
-    a, geometry = _pack(images)
-    b, _ = _pack(references)
+    geometry = _shapes_geometry(images)
     out = np.empty(len(images))
-    with thread_share(n_threads, a.size, _MIN_VALUES_PER_THREAD) as n_threads:
-        _measure.mean_abs_diff(a, b, geometry, out, images[0].shape[2], n_threads)
+    values = sum(image.size for image in images)
+    with thread_share(n_threads, values, _MIN_VALUES_PER_THREAD) as n_threads:
+        _measure.mean_abs_diff(list(images), list(references), geometry, out,
+                               images[0].shape[2], n_threads)
     return out

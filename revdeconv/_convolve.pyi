@@ -6,7 +6,7 @@ import numpy.typing as npt
 ACTIVATION_CODES: dict[str, int]
 
 def convolve(
-    src: npt.NDArray[np.floating],
+    src: list[npt.NDArray[np.floating]],
     src_geom: npt.NDArray[np.intp],
     kernel: npt.NDArray[np.floating],
     bias: npt.NDArray[np.floating],
@@ -22,11 +22,11 @@ def convolve(
     n_threads: int,
 ) -> None: ...
 def squared_error(
-    src: npt.NDArray[np.floating],
+    src: list[npt.NDArray[np.floating]],
     src_geom: npt.NDArray[np.intp],
     kernel: npt.NDArray[np.floating],
     bias: npt.NDArray[np.floating],
-    targets: npt.NDArray[np.floating],
+    targets: list[npt.NDArray[np.floating]],
     target_geom: npt.NDArray[np.intp],
     scratch: npt.NDArray[np.floating],
     row_sums: npt.NDArray[np.float64],

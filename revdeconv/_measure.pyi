@@ -3,8 +3,8 @@ import numpy as np
 import numpy.typing as npt
 
 def mean_abs_diff(
-    a: npt.NDArray[np.floating],
-    b: npt.NDArray[np.floating],
+    a: list[npt.NDArray[np.floating]],
+    b: list[npt.NDArray[np.floating]],
     geom: npt.NDArray[np.intp],
     out: npt.NDArray[np.float64],
     n_channels: int,

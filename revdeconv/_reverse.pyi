@@ -3,7 +3,7 @@ import numpy as np
 import numpy.typing as npt
 
 def deconvolve(
-    src: npt.NDArray[np.floating],
+    src: list[npt.NDArray[np.floating]],
     src_geom: npt.NDArray[np.intp],
     kernel: npt.NDArray[np.floating],
     dst: list[npt.NDArray[np.floating]],

@@ -1,12 +1,14 @@
-# A batch of channels-last images packed in one flat buffer.
+# A batch of channels-last images: a geometry table, and one flat buffer or one array per image.
 #
 # Row n of a geometry table (``Py_ssize_t[:, ::1]``, built by
 # ``revdeconv._compiled_backend``) describes image n:
 #   (offset of its first element, height, width, rows of the images before it)
 # The last column numbers the rows of all images one after the other, so one
-# parallel loop can share out the rows of a whole batch. The kernels' outputs
-# come as one array per image instead (image_pointers): the caller's ``out=``
-# arrays need not lie in one buffer.
+# parallel loop can share out the rows of a whole batch. The convolution, the
+# reverse solve and the measures take their images as one array per image
+# instead, through a table of addresses (input_pointers, image_pointers): a list
+# of separately allocated images (the caller's ``out=`` arrays, the images of a
+# folder decoded one by one) is read and written in place (OFFSET unused there).
 
 from cython cimport floating
 
@@ -51,6 +53,38 @@ cdef inline bint fits(const Py_ssize_t[:, ::1] geom, Py_ssize_t n_channels,
     return True
 
 
+cdef inline int _check_shape(str what, Py_ssize_t n, Py_ssize_t height, Py_ssize_t width,
+                             Py_ssize_t channels, const Py_ssize_t[:, ::1] geom,
+                             Py_ssize_t n_channels) except -1:
+    """Raise unless image ``n`` has the shape that row ``n`` of ``geom`` gives."""
+    if height != geom[n, HEIGHT] or width != geom[n, WIDTH] or channels != n_channels:
+        raise ValueError(f"{what} {n} must have shape ({geom[n, HEIGHT]}, "
+                         f"{geom[n, WIDTH]}, {n_channels})")
+    return 0
+
+
+cdef inline int input_pointers(list images, const Py_ssize_t[:, ::1] geom,
+                               Py_ssize_t n_channels, const floating** table) except -1:
+    """Where each image of a batch given as one array per image begins, for reading.
+
+    ``images[n]`` is a C-contiguous ``(H, W, C)`` array of the shape that row n
+    of ``geom`` gives (its OFFSET is not used), writable or not (a read-only
+    memmap, ``np.broadcast_to``): ``table[n]`` receives the address of its
+    first value. The arrays are read in place, so a list of separate images
+    costs no copy. The shapes are checked in every build: a wrong one would be
+    read past its end.
+    """
+    cdef const floating[:, :, ::1] view
+    cdef Py_ssize_t n
+    if len(images) != geom.shape[0]:
+        raise ValueError(f"{len(images)} inputs for {geom.shape[0]} images")
+    for n in range(geom.shape[0]):
+        view = images[n]
+        _check_shape("input", n, view.shape[0], view.shape[1], view.shape[2], geom, n_channels)
+        table[n] = &view[0, 0, 0]
+    return 0
+
+
 cdef inline int image_pointers(list images, const Py_ssize_t[:, ::1] geom,
                                Py_ssize_t n_channels, floating** table) except -1:
     """Where each image of a batch given as one array per image begins.
@@ -68,9 +102,6 @@ cdef inline int image_pointers(list images, const Py_ssize_t[:, ::1] geom,
         raise ValueError(f"{len(images)} outputs for {geom.shape[0]} images")
     for n in range(geom.shape[0]):
         view = images[n]
-        if (view.shape[0] != geom[n, HEIGHT] or view.shape[1] != geom[n, WIDTH]
-                or view.shape[2] != n_channels):
-            raise ValueError(f"output {n} must have shape ({geom[n, HEIGHT]}, "
-                             f"{geom[n, WIDTH]}, {n_channels})")
+        _check_shape("output", n, view.shape[0], view.shape[1], view.shape[2], geom, n_channels)
         table[n] = &view[0, 0, 0]
     return 0

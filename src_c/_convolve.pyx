@@ -10,7 +10,8 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 
 from _simd cimport activate, correlate_taps, CLIP, IDENTITY, RELU
-from _batch cimport FIRST_ROW, OFFSET, WIDTH, batch_rows, fits, image_of_row, image_pointers
+from _batch cimport (FIELDS, FIRST_ROW, WIDTH, batch_rows, image_of_row, image_pointers,
+                     input_pointers)
 
 # A hint to fetch a cache line ahead of its use (for writing when ``write``), where
 # the compiler has one; nothing elsewhere.
@@ -140,22 +141,23 @@ cdef bint _convolve_row_subsampled(const floating* src, const Py_ssize_t* offset
     return found
 
 
-def convolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
+def convolve(list src not None, const Py_ssize_t[:, ::1] src_geom,
              const floating[:, :, ::1] kernel not None, const floating[::1] bias not None,
              list dst not None, const Py_ssize_t[:, ::1] dst_geom,
              const floating[:, ::1] tiled, const Py_ssize_t[:, ::1] taps,
              floating[:, ::1] scratch, unsigned char[::1] nonfinite_rows not None,
              Py_ssize_t stride_h, Py_ssize_t stride_w, int activation, int n_threads):
-    """Convolve a batch of channels-last images packed in ``src`` into ``dst``.
+    """Convolve a batch of channels-last images ``src`` into ``dst``.
 
     ``src_geom`` and ``dst_geom`` describe the batch (see ``_batch.pxd``);
-    ``dst`` holds one ``(H, W, C)`` array per image, the outputs. The output
-    rows of all images are shared out between the threads in one parallel
-    loop. ``tiled`` is empty (``_convolve_row``, any stride, every tap), or
-    the weights of the taps to sum and the bias, repeated along a chunk of a
-    row (``tiled.shape[1]`` values), with ``taps[n, k]``, where tap ``k``
-    reads image ``n`` from a pixel (``i * W * C + j * C`` for tap ``(i, j)``):
-    at stride 1 for ``_convolve_row_dense``, at a larger stride (at least one
+    ``src`` holds one ``(H, W, C)`` array per image, read in place (writable
+    or not), and ``dst`` one per image, the outputs. The output rows of all
+    images are shared out between the threads in one parallel loop.
+    ``tiled`` is empty (``_convolve_row``, any stride, every tap), or the
+    weights of the taps to sum and the bias, repeated along a chunk of a row
+    (``tiled.shape[1]`` values), with ``taps[n, k]``, where tap ``k`` reads
+    image ``n`` from a pixel (``i * W * C + j * C`` for tap ``(i, j)``): at
+    stride 1 for ``_convolve_row_dense``, at a larger stride (at least one
     pixel per chunk) for ``_convolve_row_subsampled``, whose stride-1 rows
     thread ``k`` computes in ``scratch[k]`` (``tiled.shape[1]`` long).
     ``nonfinite_rows[row]`` receives 1 where a sum of that output row of the
@@ -167,9 +169,10 @@ def convolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
     cdef Py_ssize_t row, n, p, src_row_len, dst_row_len
     cdef const floating* tiled_taps = &tiled[0, 0] if tiled.shape[0] > 0 else NULL
     cdef Py_ssize_t n_taps = tiled.shape[0] - 1
+    cdef const floating* row_in
     cdef floating* row_out
     cdef bint found
-    assert fits(src_geom, n_channels, src.shape[0]) and dst_geom.shape[1] == 4
+    assert src_geom.shape[1] == FIELDS and dst_geom.shape[1] == FIELDS
     assert bias.shape[0] == n_channels and src_geom.shape[0] == n_images
     assert nonfinite_rows.shape[0] == batch_rows(out_geom, n_images)
     assert tiled_taps == NULL or (n_taps >= 1 and tiled.shape[1] % n_channels == 0
@@ -177,10 +180,12 @@ def convolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
     assert tiled_taps == NULL or stride_w == 1 or (
         tiled.shape[1] >= stride_w * n_channels and scratch.shape[0] >= n_threads
         and scratch.shape[1] >= tiled.shape[1])
+    cdef const floating** inputs = <const floating**> PyMem_Malloc(n_images * sizeof(floating*))
     cdef floating** outputs = <floating**> PyMem_Malloc(n_images * sizeof(floating*))
-    if outputs == NULL:
-        raise MemoryError()
     try:
+        if inputs == NULL or outputs == NULL:
+            raise MemoryError()
+        input_pointers(src, src_geom, n_channels, inputs)
         image_pointers(dst, dst_geom, n_channels, outputs)
         with nogil:
             for row in prange(batch_rows(out_geom, n_images), num_threads=n_threads,
@@ -189,23 +194,24 @@ def convolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
                 p = row - dst_geom[n, FIRST_ROW]
                 src_row_len = src_geom[n, WIDTH] * n_channels
                 dst_row_len = dst_geom[n, WIDTH] * n_channels
+                row_in = inputs[n] + p * stride_h * src_row_len
                 row_out = outputs[n] + p * dst_row_len
                 if tiled_taps != NULL and stride_w > 1:
                     found = _convolve_row_subsampled(
-                        &src[src_geom[n, OFFSET] + p * stride_h * src_row_len], &taps[n, 0],
-                        n_taps, tiled_taps, tiled.shape[1], &scratch[threadid(), 0], row_out,
-                        dst_geom[n, WIDTH], n_channels, stride_w, activation)
+                        row_in, &taps[n, 0], n_taps, tiled_taps, tiled.shape[1],
+                        &scratch[threadid(), 0], row_out, dst_geom[n, WIDTH], n_channels,
+                        stride_w, activation)
                 elif tiled_taps != NULL:
-                    found = _convolve_row_dense(
-                        &src[src_geom[n, OFFSET] + p * stride_h * src_row_len], &taps[n, 0],
-                        n_taps, tiled_taps, tiled.shape[1], row_out, dst_row_len, activation)
+                    found = _convolve_row_dense(row_in, &taps[n, 0], n_taps, tiled_taps,
+                                                tiled.shape[1], row_out, dst_row_len,
+                                                activation)
                 else:
-                    found = _convolve_row(
-                        &src[src_geom[n, OFFSET] + p * stride_h * src_row_len], src_row_len,
-                        &kernel[0, 0, 0], &bias[0], row_out, dst_geom[n, WIDTH], n_channels,
-                        kh, kw, stride_w, activation)
+                    found = _convolve_row(row_in, src_row_len, &kernel[0, 0, 0], &bias[0],
+                                          row_out, dst_geom[n, WIDTH], n_channels, kh, kw,
+                                          stride_w, activation)
                 nonfinite_rows[row] = found
     finally:
+        PyMem_Free(inputs)
         PyMem_Free(outputs)
 
 
@@ -220,38 +226,48 @@ cdef double _sum_of_squares(const floating* fitted, const floating* target,
     return total
 
 
-def squared_error(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
+def squared_error(list src not None, const Py_ssize_t[:, ::1] src_geom,
                   const floating[:, :, ::1] kernel not None, const floating[::1] bias not None,
-                  const floating[::1] targets, const Py_ssize_t[:, ::1] target_geom,
+                  list targets not None, const Py_ssize_t[:, ::1] target_geom,
                   floating[:, ::1] scratch, double[::1] row_sums, Py_ssize_t stride_h,
                   Py_ssize_t stride_w, int activation, int n_threads):
     """How far the convolution of ``src`` is from ``targets``: ``row_sums[r]``
     receives the sum of squared differences over output row ``r`` of the batch.
 
-    Each output row is computed as ``convolve`` computes it, in ``scratch[k]``
-    (thread ``k``'s row, at least the widest output row long), and compared
-    there: nothing of the output's size is ever allocated.
+    ``src`` and ``targets`` hold one ``(H, W, C)`` array per image, read in
+    place. Each output row is computed as ``convolve`` computes it, in
+    ``scratch[k]`` (thread ``k``'s row, at least the widest output row long),
+    and compared there: nothing of the output's size is ever allocated.
     """
     cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
     cdef Py_ssize_t n_images = target_geom.shape[0]
     cdef const Py_ssize_t* out_geom = &target_geom[0, 0]
     cdef Py_ssize_t row, n, p, src_row_len, dst_row_len
     cdef floating* fitted
-    assert fits(src_geom, n_channels, src.shape[0])
-    assert fits(target_geom, n_channels, targets.shape[0])
+    assert src_geom.shape[1] == FIELDS and target_geom.shape[1] == FIELDS
     assert bias.shape[0] == n_channels and src_geom.shape[0] == n_images
     assert row_sums.shape[0] == batch_rows(out_geom, n_images)
     assert scratch.shape[0] >= n_threads
-    with nogil:
-        for row in prange(batch_rows(out_geom, n_images), num_threads=n_threads,
-                          schedule="static"):
-            n = image_of_row(out_geom, n_images, row)
-            p = row - target_geom[n, FIRST_ROW]
-            src_row_len = src_geom[n, WIDTH] * n_channels
-            dst_row_len = target_geom[n, WIDTH] * n_channels
-            fitted = &scratch[threadid(), 0]
-            _convolve_row(&src[src_geom[n, OFFSET] + p * stride_h * src_row_len], src_row_len,
-                          &kernel[0, 0, 0], &bias[0], fitted, target_geom[n, WIDTH],
-                          n_channels, kh, kw, stride_w, activation)
-            row_sums[row] = _sum_of_squares(fitted, &targets[target_geom[n, OFFSET]
-                                                              + p * dst_row_len], dst_row_len)
+    cdef const floating** inputs = <const floating**> PyMem_Malloc(n_images * sizeof(floating*))
+    cdef const floating** wanted = <const floating**> PyMem_Malloc(n_images * sizeof(floating*))
+    try:
+        if inputs == NULL or wanted == NULL:
+            raise MemoryError()
+        input_pointers(src, src_geom, n_channels, inputs)
+        input_pointers(targets, target_geom, n_channels, wanted)
+        with nogil:
+            for row in prange(batch_rows(out_geom, n_images), num_threads=n_threads,
+                              schedule="static"):
+                n = image_of_row(out_geom, n_images, row)
+                p = row - target_geom[n, FIRST_ROW]
+                src_row_len = src_geom[n, WIDTH] * n_channels
+                dst_row_len = target_geom[n, WIDTH] * n_channels
+                fitted = &scratch[threadid(), 0]
+                _convolve_row(inputs[n] + p * stride_h * src_row_len, src_row_len,
+                              &kernel[0, 0, 0], &bias[0], fitted, target_geom[n, WIDTH],
+                              n_channels, kh, kw, stride_w, activation)
+                row_sums[row] = _sum_of_squares(fitted, wanted[n] + p * dst_row_len,
+                                                dst_row_len)
+    finally:
+        PyMem_Free(inputs)
+        PyMem_Free(wanted)

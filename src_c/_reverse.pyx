@@ -16,8 +16,8 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 
 from _simd cimport activate, block_totals, solve_step
-from _batch cimport (FIRST_ROW, HEIGHT, OFFSET, WIDTH, batch_rows, fits, image_of_row,
-                     image_pointers)
+from _batch cimport (FIELDS, FIRST_ROW, HEIGHT, WIDTH, batch_rows, image_of_row,
+                     image_pointers, input_pointers)
 
 
 cdef inline floating _solve_pixel(floating w, floating x, floating* total, double eps,
@@ -184,7 +184,7 @@ cdef void _solve_disjoint_row(const floating* tiled, const floating* x_row, floa
         start += chunk
 
 
-def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
+def deconvolve(list src not None, const Py_ssize_t[:, ::1] src_geom,
                const floating[:, :, ::1] kernel not None,
                list dst not None, const Py_ssize_t[:, ::1] dst_geom,
                floating[:, ::1] scratch, Py_ssize_t[::1] tiled_for, Py_ssize_t chunk,
@@ -194,10 +194,11 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
     """Reverse-solve a batch of channels-last filtered images into ``dst``.
 
     ``src_geom`` and ``dst_geom`` describe the batch (see ``_batch.pxd``);
-    ``dst`` holds one ``(H, W, C)`` array per image, the outputs.
-    Block rows are independent when ``stride_h >= kh``: the block rows of all
-    images are then shared out between the threads in one parallel loop;
-    otherwise each thread takes whole (image, channel) planes. When blocks
+    ``src`` holds one ``(H, W, C)`` array per image, read in place (writable
+    or not), and ``dst`` one per image, the outputs. Block rows are
+    independent when ``stride_h >= kh``: the block rows of all images are then
+    shared out between the threads in one parallel loop; otherwise each
+    thread takes whole (image, channel) planes. When blocks
     share no pixel at all, thread ``k`` works in ``scratch[k]``, ``(2*kh*kw +
     1 + kw) * chunk`` long (``chunk`` a multiple of C), and notes in ``tiled_for[k]``
     (-1 at first) whose kernel it has laid out there. ``kernel`` is ``(C, kh, kw)``, shared
@@ -210,17 +211,20 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
     cdef const Py_ssize_t* in_geom = &src_geom[0, 0]
     cdef const Py_ssize_t* out_geom = &dst_geom[0, 0]
     cdef Py_ssize_t row, n, r, P, plane, c, in_w, row_len, k
-    assert fits(src_geom, n_channels, src.shape[0]) and dst_geom.shape[0] == n_images
+    assert src_geom.shape[1] == FIELDS and dst_geom.shape[1] == FIELDS
+    assert dst_geom.shape[0] == n_images
     assert kernel.shape[0] in (n_channels, n_images * n_channels)
     cdef bint gaps = stride_h > kh or stride_w > kw
     cdef bint border = False
     for n in range(n_images):
         border = border or (dst_geom[n, HEIGHT] > (src_geom[n, HEIGHT] - 1) * stride_h + kh
                             or dst_geom[n, WIDTH] > (src_geom[n, WIDTH] - 1) * stride_w + kw)
+    cdef const floating** inputs = <const floating**> PyMem_Malloc(n_images * sizeof(floating*))
     cdef floating** outputs = <floating**> PyMem_Malloc(n_images * sizeof(floating*))
-    if outputs == NULL:
-        raise MemoryError()
     try:
+        if inputs == NULL or outputs == NULL:
+            raise MemoryError()
+        input_pointers(src, src_geom, n_channels, inputs)
         image_pointers(dst, dst_geom, n_channels, outputs)
         with nogil:
             if gaps or border:     # pixels no block covers take their zoom value
@@ -229,7 +233,7 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
                     n = image_of_row(out_geom, n_images, row)
                     r = row - dst_geom[n, FIRST_ROW]
                     row_len = dst_geom[n, WIDTH] * n_channels
-                    _zoom_uncovered_row(&src[src_geom[n, OFFSET]], src_geom[n, HEIGHT],
+                    _zoom_uncovered_row(inputs[n], src_geom[n, HEIGHT],
                                         src_geom[n, WIDTH], outputs[n] + r * row_len,
                                         r, dst_geom[n, WIDTH], n_channels, kh, kw,
                                         stride_h, stride_w)
@@ -246,8 +250,7 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
                             _tile_kernel(weights + n * kernel_step, &scratch[k, 0], chunk,
                                          n_channels, kh * kw, eps)
                             tiled_for[k] = n * (kernel_step != 0)
-                        _solve_disjoint_row(&scratch[k, 0],
-                                            &src[src_geom[n, OFFSET] + P * in_w * n_channels],
+                        _solve_disjoint_row(&scratch[k, 0], inputs[n] + P * in_w * n_channels,
                                             outputs[n] + P * stride_h * row_len,
                                             &scratch[k, 2 * kh * kw * chunk],
                                             &scratch[k, (2 * kh * kw + 1) * chunk], chunk,
@@ -255,7 +258,7 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
                                             activation)
                     else:
                         _solve_block_row(weights + n * kernel_step,
-                                         &src[src_geom[n, OFFSET] + P * in_w * n_channels],
+                                         inputs[n] + P * in_w * n_channels,
                                          outputs[n], P, in_w, row_len, n_channels,
                                          0, n_channels, kh, kw, stride_h, stride_w, eps,
                                          activation)
@@ -267,9 +270,10 @@ def deconvolve(const floating[::1] src, const Py_ssize_t[:, ::1] src_geom,
                     in_w = src_geom[n, WIDTH]
                     for P in range(src_geom[n, HEIGHT]):
                         _solve_block_row(weights + n * kernel_step,
-                                         &src[src_geom[n, OFFSET] + P * in_w * n_channels],
+                                         inputs[n] + P * in_w * n_channels,
                                          outputs[n], P, in_w,
                                          dst_geom[n, WIDTH] * n_channels, n_channels, c, c + 1,
                                          kh, kw, stride_h, stride_w, eps, activation)
     finally:
+        PyMem_Free(inputs)
         PyMem_Free(outputs)

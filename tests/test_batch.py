@@ -1,5 +1,7 @@
 """revdeconv.batch: one compiled call for many images, exactly the per-image results."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -173,3 +175,106 @@ def test_a_nonfinite_pixel_in_a_stack_names_its_image(stack, value, backend):
     huge = np.full_like(stack, 3e38 if stack.dtype == np.float32 else 1e308)
     assert np.isfinite(batch.convolve(huge, np.full((3, 3), 1e-9), activation="identity",
                                       backend=backend)).all()   # the sum overflows; no pixel does
+
+
+# A list of separately allocated images is read in place by the compiled
+# convolution, reverse solve and measures (src_c/_batch.pxd, input_pointers).
+_SIZES = {"one size": [(21, 27)] * 4, "mixed sizes": [(23, 31), (9, 70), (40, 17), (5, 5)]}
+_CALLS = {
+    "convolve stride 1, zero taps left out": lambda images, o: batch.convolve(
+        images, filters.SHARPEN, stride=1, **o),
+    "convolve stride 1, every tap": lambda images, o: batch.convolve(
+        images, filters.EDGE, stride=1, nonfinite="propagate", **o),
+    "convolve stride (2, 3), subsampled row": lambda images, o: batch.convolve(
+        images, filters.SHARPEN, stride=(2, 3), **o),
+    "convolve stride (1, 2), strided row": lambda images, o: batch.convolve(
+        images, filters.EDGE, stride=(1, 2), **o),
+    "deconvolve stride 1, overlap": lambda images, o: batch.deconvolve(
+        images, filters.BLUR, stride=1, **o),
+    "deconvolve stride (3, 2), block rows": lambda images, o: batch.deconvolve(
+        images, filters.SHARPEN, stride=(3, 2), **o),
+    "deconvolve stride 3, disjoint": lambda images, o: batch.deconvolve(
+        images, filters.EDGE, stride=3, **o),
+    "deconvolve stride (4, 5), gaps": lambda images, o: batch.deconvolve(
+        images, filters.SHARPEN, stride=(4, 5), **o),
+    "mae": lambda images, o: batch.mae(images, images[::-1] if len(
+        {image.shape for image in images}) == 1 else images, **o),
+    "lstsq loss (squared_error)": lambda images, o: batch.learn(
+        images, batch.convolve(images, filters.BLUR, **o), shared=True, method="lstsq",
+        activation="identity", **o).loss,
+}
+
+
+def _apart(images, tmp_path):
+    """The same images as C-contiguous arrays in separate buffers, none back to back:
+    each inside a larger buffer of NaN (a read off its ends shows), every other one
+    read-only, the last a read-only memmap."""
+    apart = []
+    for n, image in enumerate(images):
+        buffer = np.full(image.size + 16 + n, np.nan, dtype=image.dtype)
+        view = buffer[8 + n:8 + n + image.size].reshape(image.shape)
+        view[...] = image
+        view.flags.writeable = n % 2 == 0
+        apart.append(view)
+    np.save(tmp_path / "last.npy", images[-1])
+    apart[-1] = np.load(tmp_path / "last.npy", mmap_mode="r")
+    assert back_to_back(apart) is None and not apart[-1].flags.writeable
+    return apart
+
+
+@pytest.mark.parametrize("sizes", _SIZES.values(), ids=list(_SIZES))
+@pytest.mark.parametrize("call", _CALLS.values(), ids=list(_CALLS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_separate_images_give_the_stacked_bits(sizes, call, dtype, tmp_path, monkeypatch):
+    compiled = pytest.importorskip("revdeconv._compiled_backend")
+    # Threads even for these small images, so that two threads share the rows.
+    for name in ("_MIN_MACS_PER_THREAD", "_MIN_VALUES_PER_THREAD"):
+        monkeypatch.setattr(compiled, name, 1)
+    rng = np.random.default_rng(len(sizes))
+    flat = rng.random(sum(h * w * 3 for h, w in sizes)).astype(dtype)
+    # The same images back to back in one buffer: a stack, when they share a size.
+    packed, start = [], 0
+    for h, w in sizes:
+        packed.append(flat[start:start + h * w * 3].reshape(h, w, 3))
+        start += h * w * 3
+    apart = _apart(packed, tmp_path)
+    expected = call(packed, dict(backend="compiled", n_threads=1))
+    if call is not _CALLS["lstsq loss (squared_error)"]:     # (sums in another order)
+        for a, b in zip(call(packed, dict(backend="numpy")), expected):
+            np.testing.assert_array_equal(a, b)
+    for n_threads in (1, 2):
+        for images in (packed, apart):
+            got = call(images, dict(backend="compiled", n_threads=n_threads))
+            for a, b in zip(expected, got):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_separate_images_are_not_copied():
+    pytest.importorskip("revdeconv._compiled_backend")
+    # Four separate images with their outputs given: nothing of an image's size is
+    # allocated (a copy of the inputs into one buffer would be four).
+    rng = np.random.default_rng(3)
+    images = [rng.random((100, 120, 3)) for _ in range(4)]
+    outs = [np.empty((98, 118, 3)) for _ in range(4)]
+    restored = [np.empty_like(image) for image in images]
+    tracemalloc.start()
+    try:
+        revdeconv.convolve(images, filters.SHARPEN, stride=1, out=outs, backend="compiled",
+                           n_threads=1)
+        revdeconv.deconvolve(outs, filters.SHARPEN, stride=1, output_shape=(100, 120),
+                             out=restored, backend="compiled", n_threads=1)
+        batch.mae(images, restored, backend="compiled", n_threads=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < images[0].nbytes / 2
+
+
+def test_an_input_of_the_wrong_shape_is_refused_in_every_build():
+    # The compiled wrapper checks each input's shape against its geometry row.
+    pytest.importorskip("revdeconv._compiled_backend")
+    from revdeconv import _measure
+    geometry = np.array([[0, 2, 3, 0]], dtype=np.intp)
+    with pytest.raises(ValueError, match=r"input 0 must have shape \(2, 3, 1\)"):
+        _measure.mean_abs_diff([np.zeros((3, 2, 1))], [np.zeros((2, 3, 1))], geometry,
+                               np.empty(1), 1, 1)

@@ -56,16 +56,16 @@ def test_debug_build_asserts_on_a_bad_geometry():
         pytest.skip("not a debug build")
     import numpy as np
     from revdeconv import _convolve
-    src = np.zeros(27)
+    src = [np.zeros((3, 3, 3))]
     geometry = np.array([[0, 3, 3, 0]], dtype=np.intp)
-    too_far = np.array([[10, 3, 3, 0]], dtype=np.intp)
     kernel = np.ones((3, 3, 3))
     out_geometry = np.array([[0, 1, 1, 0]], dtype=np.intp)
+    too_far = np.array([[0, 1, 1, 5]], dtype=np.intp)       # rows past the row flags
     no_taps = np.empty((1, 0), dtype=np.intp)
     rows = np.zeros(1, dtype=np.uint8)
     with pytest.raises(AssertionError):
-        _convolve.convolve(src, too_far, kernel, np.zeros(3), [np.zeros((1, 1, 3))],
-                           out_geometry, np.empty((0, 0)), no_taps, np.empty((1, 0)), rows,
+        _convolve.convolve(src, geometry, kernel, np.zeros(3), [np.zeros((1, 1, 3))],
+                           too_far, np.empty((0, 0)), no_taps, np.empty((1, 0)), rows,
                            3, 3, 2, 1)
     out = np.zeros((1, 1, 3))
     _convolve.convolve(src, geometry, kernel, np.zeros(3), [out], out_geometry,
