@@ -111,6 +111,7 @@ def workspace(data, x0, kernel, stride, method, n_threads):
     pixels = max(w for _, w in x_shapes)
     ws.weight_rows = np.zeros((len(x0), pixels, n_channels), dtype=dtype)
     ws.scale_rows = np.zeros((len(x0), pixels, n_channels), dtype=dtype)
+    ws.weight_of_rows = None
     ws.zeros = np.zeros(widest, dtype=dtype)
     rows_x, rows_y = int(ws.xg[-1, 3] + ws.xg[-1, 1]), int(ws.yg[-1, 3] + ws.yg[-1, 1])
     ws.sums_x = np.zeros((rows_x, 3 * n_channels))
@@ -139,20 +140,25 @@ def _threads(ws):
 
 
 def _split(sums, first_rows, pieces, n_channels):
+    # Slices, not np.split (which costs more than a small pass's kernel call).
     totals = reduce_rows(sums[:, :pieces * n_channels], first_rows)
-    return tuple(np.split(totals, pieces, axis=1))
+    return tuple(totals[:, k * n_channels:(k + 1) * n_channels] for k in range(pieces))
 
 
-def cg_forward(ws, start):
+def cg_forward(ws, start, order, scale=None):
+    step = scale is not None
+    rows = _along_rows(ws.scale_rows, scale) if step else ws.scale_rows.reshape(len(ws.xg), -1)
     with _threads(ws) as n_threads:
         _restore.cg_forward(ws.p, ws.u, ws.xg, ws.t, ws.data, ws.yg, ws.ypitch, ws.kernel,
                             ws.tiled_forward, ws.taps_forward, ws.stride[0], ws.stride[1], start,
-                            ws.sums_y, ws.sums_x, n_threads)
+                            order, ws.sums_y, ws.sums_x, ws.p, ws.r, rows, step, n_threads)
     c = ws.n_channels
-    return (_split(ws.sums_y, ws.first_y, 1, c) + _split(ws.sums_x, ws.first_x, 2, c))
+    (t_sq,), (prior,) = _split(ws.sums_y, ws.first_y, 1, c), _split(ws.sums_x, ws.first_x, 1, c)
+    return t_sq, (prior if order == 2 else -prior)
 
 
 def cg_adjoint(ws, weight, order, start):
+    ws.weight_of_rows = None                # weight_rows is overwritten below
     with _threads(ws) as n_threads:
         _restore.cg_adjoint(ws.t, ws.yg, ws.ypitch, ws.p, ws.u, ws.q, ws.xg, ws.kernel,
                             ws.tiled_adjoint, ws.taps_adjoint, ws.stride[0], ws.stride[1],
@@ -164,10 +170,12 @@ def cg_adjoint(ws, weight, order, start):
 
 
 def cg_update(ws, weight, order, scale):
+    if ws.weight_of_rows is not weight:   # the same weight every iteration: laid out once
+        ws.weight_of_rows, ws.weights_along = weight, _along_rows(ws.weight_rows, weight)
     with _threads(ws) as n_threads:
         _restore.cg_adjoint(ws.t, ws.yg, ws.ypitch, ws.p, ws.u, ws.q, ws.xg, ws.kernel,
                             ws.tiled_adjoint, ws.taps_adjoint, ws.stride[0], ws.stride[1],
-                            _along_rows(ws.weight_rows, weight), order, False, ws.scratch,
+                            ws.weights_along, order, False, ws.scratch,
                             ws.sums_x, ws.x, ws.r, _along_rows(ws.scale_rows, scale), True,
                             n_threads)
     return _split(ws.sums_x, ws.first_x, 1, ws.n_channels)[0]
@@ -209,7 +217,7 @@ def forward(x, kernel, stride, n_threads=1):
     shape = tuple(output_size(s, k, st) for s, k, st in zip(x.shape, kernel.shape[1:], stride))
     data = [np.zeros(shape + (x.shape[2],), dtype=x.dtype)]
     ws = workspace(data, [x], kernel, stride, "tikhonov", n_threads)
-    cg_forward(ws, False)
+    cg_forward(ws, False, 2)
     start, shape3, (ph, pw) = _padded_geometry([x.shape[:2]], [shape], kernel.shape[1:],
                                                stride, x.shape[2])[3][0]
     padded = ws.t[start:start + np.prod(shape3)].reshape(shape3)

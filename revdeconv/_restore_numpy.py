@@ -133,9 +133,13 @@ def _split(parts, first_rows, pieces):
     return tuple(np.split(reduce_rows(np.concatenate(parts), first_rows), pieces, axis=1))
 
 
-def cg_forward(ws, start):
+def cg_forward(ws, start, order, scale=None):
     """``t = A p``, ``u = Lap p`` (on the ``start`` pass ``t = A p - data``); the
-    sums of ``t**2``, ``u**2`` and ``p * u``."""
+    sums of ``t**2`` and of ``p R p`` (``R``, see ``cg_adjoint``): ``u**2`` at
+    ``order`` 2, ``-(p * u)`` at order 1. With ``scale``, ``cg_vectors(ws, scale, 2)``
+    first."""
+    if scale is not None:
+        cg_vectors(ws, scale, 2)
     rows_y, rows_x = [], []
     for n, p in enumerate(ws.p):
         t = forward(p, ws.kernel, ws.stride)
@@ -145,9 +149,9 @@ def cg_forward(ws, start):
         u = _laplacian(p)
         ws.u[n][...] = u
         rows_y.append(_squares(t))
-        rows_x.append(np.concatenate([_squares(u), _squares(p, u)], axis=1))
-    (t_sq,) = _split(rows_y, ws.first_y, 1)
-    return (t_sq,) + _split(rows_x, ws.first_x, 2)
+        rows_x.append(_squares(u) if order == 2 else _squares(p, u))
+    (t_sq,), (prior,) = _split(rows_y, ws.first_y, 1), _split(rows_x, ws.first_x, 1)
+    return t_sq, (prior if order == 2 else -prior)
 
 
 def cg_adjoint(ws, weight, order, start):

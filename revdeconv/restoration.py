@@ -156,9 +156,14 @@ def _interpolate(data, kernel, stride, shape):
         coords.append((low, np.minimum(low + 1, size - 1), (u - low).astype(data.dtype)))
     (r0, r1, fr), (c0, c1, fc) = coords
     fc = fc[None, :, None]
-    top = values[r0][:, c0] * (1 - fc) + values[r0][:, c1] * fc
-    bottom = values[r1][:, c0] * (1 - fc) + values[r1][:, c1] * fc
-    return top * (1 - fr[:, None, None]) + bottom * fr[:, None, None]
+    # Along the columns on the filtered rows first (a third of the values at stride 3),
+    # then the rows of that: the same operations per value as row by row.
+    across = values[:, c0] * (1 - fc) + values[:, c1] * fc
+    out, lower = across[r0], across[r1]
+    out *= 1 - fr[:, None, None]
+    lower *= fr[:, None, None]
+    out += lower
+    return out
 
 
 def _initial(init, data, kernel, stride, shapes, names, dtype):
@@ -365,9 +370,10 @@ class _Report:
 
 
 def _ratio(numerator, denominator):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1),
-                        0.0)
+    # 0 where the denominator is not positive (divided only elsewhere: no warning);
+    # the two have one shape.
+    out = np.zeros(np.shape(denominator))
+    return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
 
 def _tikhonov(impl, data, x0, kernel, stride, weight, order, lo, hi, activation,
@@ -375,27 +381,28 @@ def _tikhonov(impl, data, x0, kernel, stride, weight, order, lo, hi, activation,
     dtype, n_channels = kernel.dtype, kernel.shape[0]
     ws = impl.workspace(data, x0, kernel, stride, "tikhonov", n_threads)
     w = np.repeat(weight[:, None], n_channels, axis=1)
-    zero = np.zeros_like(w, dtype=dtype)
+    zero, w_d = np.zeros_like(w, dtype=dtype), w.astype(dtype)
     rhs = impl.cg_adjoint(ws, zero, 1, True)[1]        # ||A^T (y - b)||^2: t holds y - b
-    t_sq, u_sq, p_u = impl.cg_forward(ws, True)        # on x0: t = A x0 - (y - b), u = Lap x0
-    impl.cg_adjoint(ws, w.astype(dtype), order, False)  # q = M x0 - A^T (y - b)
+    t_sq, p_rp = impl.cg_forward(ws, True, order)      # on x0: t = A x0 - (y - b), u = Lap x0
+    impl.cg_adjoint(ws, w_d, order, False)             # q = M x0 - A^T (y - b)
     rr = impl.cg_vectors(ws, zero, 0)                  # r = -q, p = r
-    objective = 0.5 * t_sq + 0.5 * w * (u_sq if order == 2 else -p_u)
+    objective = 0.5 * t_sq + 0.5 * w * p_rp
     residual = np.sqrt(_ratio(rr, rhs)).max(axis=1)
     active = residual > tol
     report.objective.append(objective.sum(axis=1))
+    beta = None
     for _ in range(max_iter):
         if not active.any():
             break
         # p M p = ||A p||^2 + w ||L p||^2 from the forward pass: then A^T and the
-        # update of x and r are one pass, and M p is never stored.
-        t_sq, u_sq, p_u = impl.cg_forward(ws, False)
-        pq = t_sq + w * (u_sq if order == 2 else -p_u)
+        # update of x and r are one pass, and M p is never stored. The forward pass
+        # begins with the last iteration's p = r + beta p.
+        t_sq, p_rp = impl.cg_forward(ws, False, order, beta)
+        pq = t_sq + w * p_rp
         alpha = np.where(active[:, None], _ratio(rr, pq), 0.0)
-        rr_new = impl.cg_update(ws, w.astype(dtype), order, alpha.astype(dtype))
+        rr_new = impl.cg_update(ws, w_d, order, alpha.astype(dtype))
         objective = objective - 0.5 * alpha * rr       # CG's decrease of the quadratic
-        beta = np.where(active[:, None], _ratio(rr_new, rr), 0.0)
-        impl.cg_vectors(ws, beta.astype(dtype), 2)
+        beta = np.where(active[:, None], _ratio(rr_new, rr), 0.0).astype(dtype)
         rr = rr_new
         residual = np.where(active, np.sqrt(_ratio(rr, rhs)).max(axis=1), residual)
         active &= residual > tol

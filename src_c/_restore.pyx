@@ -30,7 +30,7 @@ validated every shape; nothing here checks its input.
 
 from libc.math cimport sqrt
 from cython cimport floating
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport parallel, prange, threadid
 
 from _simd cimport correlate_taps, IDENTITY
 from _batch cimport FIRST_ROW, HEIGHT, OFFSET, WIDTH, batch_rows, fits, image_of_row
@@ -84,6 +84,346 @@ cdef extern from *:
     void tv_scales_f "revdeconv_tv_scales_float" (float*, Py_ssize_t, float) noexcept nogil
 
 
+cdef extern from *:
+    """
+    /* The row loops of the passes, compiled for AVX-512, AVX2 and the baseline, the
+     * CPU's own picked at load time (as _simd.h's REVDECONV_CLONES, plus AVX-512:
+     * these loops do a few operations per value, so the vector width sets their
+     * speed; 64-byte vectors made the Tikhonov passes about 12% faster than 32-byte
+     * ones on AMD Zen 5). The same IEEE operations in the same order on every
+     * width (no FMA): the same results. */
+    #include "_simd.h"
+    #if REVDECONV_DISPATCH
+    #define REVDECONV_RS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+    #else
+    #define REVDECONV_RS_CLONES
+    #endif
+    /* Helpers inlined into each clone (so that they take its vector width), and
+     * pointers to arrays that do not overlap (no checks before the vector loops). */
+    #if defined(__GNUC__)
+    #define REVDECONV_RS_INLINE static inline __attribute__((always_inline))
+    #define REVDECONV_RS_RESTRICT __restrict__
+    #else
+    #define REVDECONV_RS_INLINE static inline
+    #define REVDECONV_RS_RESTRICT __restrict
+    #endif
+    #define REVDECONV_RS_LAP(up, down, left, right)                        \\
+        ((((T)0 + ((up) ? v[t - pitch] - v[t] : (T)0))                     \\
+          + ((down) ? v[t + pitch] - v[t] : (T)0))                         \\
+         + ((left) ? v[t - nc] - v[t] : (T)0))                             \\
+        + ((right) ? v[t + nc] - v[t] : (T)0)
+    /* TV's primal step at value t (selects, not branches: which way they go depends on
+     * the data); tv_primal's measuring loop does the same operations. */
+    #define REVDECONV_RS_PRIMAL(z)                                                      \\
+        do {                                                                            \\
+            T nw = x[t] - step * (z);                                                   \\
+            nw = nw < lo ? lo : nw;                                                     \\
+            nw = nw > hi ? hi : nw;                                                     \\
+            xbar[t] = 2 * nw - x[t];                                                    \\
+            x[t] = nw;                                                                  \\
+        } while (0)
+    #define REVDECONV_RS_ROWS(T)                                                        \\
+    /* One row of the graph Laplacian (Neumann border): the differences to the          \\
+     * neighbours inside the image, added up, down, left, right, from 0. */             \\
+    REVDECONV_RS_CLONES static void revdeconv_rs_lap_##T(                               \\
+            const T *v, T *out, Py_ssize_t pixels, Py_ssize_t nc, Py_ssize_t pitch,     \\
+            int up, int down) {                                                         \\
+        Py_ssize_t t, n = pixels * nc;                                                  \\
+        if (pixels == 1) {                                                              \\
+            for (t = 0; t < n; t++) out[t] = REVDECONV_RS_LAP(up, down, 0, 0);          \\
+            return;                                                                     \\
+        }                                                                               \\
+        for (t = 0; t < nc; t++) out[t] = REVDECONV_RS_LAP(up, down, 0, 1);             \\
+        if (up && down)                                                                 \\
+            for (t = nc; t < n - nc; t++) out[t] = REVDECONV_RS_LAP(1, 1, 1, 1);        \\
+        else if (up)                                                                    \\
+            for (t = nc; t < n - nc; t++) out[t] = REVDECONV_RS_LAP(1, 0, 1, 1);        \\
+        else if (down)                                                                  \\
+            for (t = nc; t < n - nc; t++) out[t] = REVDECONV_RS_LAP(0, 1, 1, 1);        \\
+        else                                                                            \\
+            for (t = nc; t < n - nc; t++) out[t] = REVDECONV_RS_LAP(0, 0, 1, 1);        \\
+        for (t = n - nc; t < n; t++) out[t] = REVDECONV_RS_LAP(up, down, 1, 0);         \\
+    }                                                                                   \\
+    /* out = b + w * v (sign > 0) or b - w * v. */                                      \\
+    REVDECONV_RS_CLONES static void revdeconv_rs_mix_##T(                               \\
+            T *out, const T *b, const T *w, const T *v, Py_ssize_t n, int sign) {       \\
+        Py_ssize_t t;                                                                   \\
+        if (sign > 0)                                                                   \\
+            for (t = 0; t < n; t++) out[t] = b[t] + w[t] * v[t];                        \\
+        else                                                                            \\
+            for (t = 0; t < n; t++) out[t] = b[t] - w[t] * v[t];                        \\
+    }                                                                                   \\
+    /* One row of A at a stride > 1 along rows (see _forward_row): per output value     \\
+     * the taps in raster order from 0, read where they lie. */                         \\
+    REVDECONV_RS_INLINE void revdeconv_rs_fwd_##T(                                      \\
+            const T *REVDECONV_RS_RESTRICT x, Py_ssize_t pitch,                         \\
+            const T *REVDECONV_RS_RESTRICT kernel,                                      \\
+            T *REVDECONV_RS_RESTRICT out, Py_ssize_t out_w, Py_ssize_t nc,              \\
+            Py_ssize_t kh,                                                              \\
+            Py_ssize_t kw, Py_ssize_t sw) {                                             \\
+        Py_ssize_t q, c, i, j, n = kh * kw;                                             \\
+        for (q = 0; q < out_w; q++)                                                     \\
+            for (c = 0; c < nc; c++) {                                                  \\
+                T total = 0;                                                            \\
+                for (i = 0; i < kh; i++)                                                \\
+                    for (j = 0; j < kw; j++)                                            \\
+                        total = total + kernel[c * n + i * kw + j]                      \\
+                                        * x[i * pitch + (q * sw + j) * nc + c];         \\
+                out[q * nc + c] = total;                                                \\
+            }                                                                           \\
+    }                                                                                   \\
+    /* The common shapes with constant sizes: the loops unrolled. */                    \\
+    REVDECONV_RS_CLONES static void revdeconv_rs_forward_##T(                           \\
+            const T *x, Py_ssize_t pitch, const T *kernel, T *out, Py_ssize_t out_w,    \\
+            Py_ssize_t nc, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sw) {               \\
+        if (nc == 3 && kh == 3 && kw == 3)                                              \\
+            revdeconv_rs_fwd_##T(x, pitch, kernel, out, out_w, 3, 3, 3, sw);            \\
+        else if (nc == 3)                                                               \\
+            revdeconv_rs_fwd_##T(x, pitch, kernel, out, out_w, 3, kh, kw, sw);          \\
+        else if (nc == 1)                                                               \\
+            revdeconv_rs_fwd_##T(x, pitch, kernel, out, out_w, 1, kh, kw, sw);          \\
+        else                                                                            \\
+            revdeconv_rs_fwd_##T(x, pitch, kernel, out, out_w, nc, kh, kw, sw);         \\
+    }                                                                                   \\
+    /* One row of A^T where blocks do not overlap (see _adjoint_blocks): pixel          \\
+     * (q * sw + j) gets 0 + K[c, i, j] * y[q, c], or 0 without a tap. */               \\
+    REVDECONV_RS_INLINE void revdeconv_rs_blk_##T(                                      \\
+            const T *REVDECONV_RS_RESTRICT y, const T *REVDECONV_RS_RESTRICT kernel,    \\
+            T *REVDECONV_RS_RESTRICT out,                                               \\
+            Py_ssize_t i, Py_ssize_t out_w, Py_ssize_t nc, Py_ssize_t kh,               \\
+            Py_ssize_t kw, Py_ssize_t sw) {                                             \\
+        Py_ssize_t col, q, j, c, n = kh * kw, full = out_w / sw;                        \\
+        const T zero = 0;                                                               \\
+        if (i >= kh) {                                                                  \\
+            for (c = 0; c < out_w * nc; c++) out[c] = 0;                                \\
+            return;                                                                     \\
+        }                                                                               \\
+        /* whole blocks first: no test of the row's end */                              \\
+        for (q = 0; q < full; q++)                                                      \\
+            for (j = 0; j < sw; j++)                                                    \\
+                for (c = 0; c < nc; c++)                                                \\
+                    out[(q * sw + j) * nc + c] =                                        \\
+                        j < kw ? zero + kernel[c * n + i * kw + j] * y[q * nc + c] : (T)0; \\
+        for (col = full * sw, j = 0; col < out_w; col++, j++)                           \\
+            for (c = 0; c < nc; c++)                                                    \\
+                out[col * nc + c] =                                                     \\
+                    j < kw ? zero + kernel[c * n + i * kw + j] * y[full * nc + c] : (T)0; \\
+    }                                                                                   \\
+    REVDECONV_RS_CLONES static void revdeconv_rs_blocks_##T(                            \\
+            const T *y, const T *kernel, T *out, Py_ssize_t i, Py_ssize_t out_w,        \\
+            Py_ssize_t nc, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sw) {               \\
+        if (nc == 3 && kh == 3 && kw == 3 && sw == 3)                                   \\
+            revdeconv_rs_blk_##T(y, kernel, out, i, out_w, 3, 3, 3, 3);                 \\
+        else if (nc == 3)                                                               \\
+            revdeconv_rs_blk_##T(y, kernel, out, i, out_w, 3, kh, kw, sw);              \\
+        else                                                                            \\
+            revdeconv_rs_blk_##T(y, kernel, out, i, out_w, nc, kh, kw, sw);             \\
+    }                                                                                   \\
+    /* CG's update of x and r in one loop: q = aty + w * v (sign > 0) or aty - w * v,   \\
+     * x += s * p, res -= s * q; the arrays do not overlap (restrict: no checks). */    \\
+    REVDECONV_RS_CLONES static void revdeconv_rs_step_##T(                              \\
+            T *REVDECONV_RS_RESTRICT x, T *REVDECONV_RS_RESTRICT res,                   \\
+            const T *REVDECONV_RS_RESTRICT p, const T *REVDECONV_RS_RESTRICT aty,       \\
+            const T *REVDECONV_RS_RESTRICT w, const T *REVDECONV_RS_RESTRICT v,         \\
+            const T *REVDECONV_RS_RESTRICT s, Py_ssize_t n,                             \\
+            int sign) {                                                                 \\
+        Py_ssize_t t;                                                                   \\
+        if (sign > 0)                                                                   \\
+            for (t = 0; t < n; t++) {                                                   \\
+                T q = aty[t] + w[t] * v[t];                                             \\
+                x[t] = x[t] + s[t] * p[t];                                              \\
+                res[t] = res[t] - s[t] * q;                                             \\
+            }                                                                           \\
+        else                                                                            \\
+            for (t = 0; t < n; t++) {                                                   \\
+                T q = aty[t] - w[t] * v[t];                                             \\
+                x[t] = x[t] + s[t] * p[t];                                              \\
+                res[t] = res[t] - s[t] * q;                                             \\
+            }                                                                           \\
+    }                                                                                   \\
+    /* TV's loops over contiguous values (see _dual_data_row, _dual_tv_row, _primal_row). */ \\
+    REVDECONV_RS_CLONES static void revdeconv_rs_dual_data_##T(                         \\
+            const T *REVDECONV_RS_RESTRICT ax, T *REVDECONV_RS_RESTRICT aold,           \\
+            T *REVDECONV_RS_RESTRICT dual, const T *REVDECONV_RS_RESTRICT data,         \\
+            Py_ssize_t n, T s, int first) {                                             \\
+        Py_ssize_t t;                                                                   \\
+        T one_s = 1 + s;                                                                \\
+        if (first)                                                                      \\
+            for (t = 0; t < n; t++) {                                                   \\
+                aold[t] = ax[t];                                                        \\
+                dual[t] = (dual[t] + s * (ax[t] - data[t])) / one_s;                    \\
+            }                                                                           \\
+        else                                                                            \\
+            for (t = 0; t < n; t++) {                                                   \\
+                dual[t] = (dual[t] + s * ((2 * ax[t] - aold[t]) - data[t])) / one_s;    \\
+                aold[t] = ax[t];                                                        \\
+            }                                                                           \\
+    }                                                                                   \\
+    REVDECONV_RS_CLONES static void revdeconv_rs_dual_grad_##T(                         \\
+            const T *REVDECONV_RS_RESTRICT xbar, T *REVDECONV_RS_RESTRICT q0,           \\
+            T *REVDECONV_RS_RESTRICT q1, Py_ssize_t n,                                  \\
+            Py_ssize_t nc, Py_ssize_t pitch, int last_row, T s) {                       \\
+        Py_ssize_t t;                                                                   \\
+        T zero = 0;                                                                     \\
+        if (last_row)                                                                   \\
+            for (t = 0; t < n; t++) q0[t] = q0[t] + s * zero;                           \\
+        else                                                                            \\
+            for (t = 0; t < n; t++) q0[t] = q0[t] + s * (xbar[t + pitch] - xbar[t]);    \\
+        for (t = 0; t < n - nc; t++) q1[t] = q1[t] + s * (xbar[t + nc] - xbar[t]);      \\
+        for (t = n - nc; t < n; t++) q1[t] = q1[t] + s * zero;                          \\
+    }                                                                                   \\
+    REVDECONV_RS_INLINE void revdeconv_rs_dual_scale_c_##T(                             \\
+            T *REVDECONV_RS_RESTRICT q0, T *REVDECONV_RS_RESTRICT q1,                   \\
+            const T *REVDECONV_RS_RESTRICT scales, Py_ssize_t pixels,                   \\
+            Py_ssize_t nc) {                                                            \\
+        Py_ssize_t px, c;                                                               \\
+        for (px = 0; px < pixels; px++)                                                 \\
+            for (c = px * nc; c < (px + 1) * nc; c++) {                                 \\
+                q0[c] = q0[c] * scales[px];                                             \\
+                q1[c] = q1[c] * scales[px];                                             \\
+            }                                                                           \\
+    }                                                                                   \\
+    REVDECONV_RS_CLONES static void revdeconv_rs_dual_scale_##T(                        \\
+            T *REVDECONV_RS_RESTRICT q0, T *REVDECONV_RS_RESTRICT q1,                   \\
+            const T *REVDECONV_RS_RESTRICT scales, Py_ssize_t pixels,                   \\
+            Py_ssize_t nc) {                                                            \\
+        if (nc == 3) revdeconv_rs_dual_scale_c_##T(q0, q1, scales, pixels, 3);          \\
+        else if (nc == 1) revdeconv_rs_dual_scale_c_##T(q0, q1, scales, pixels, 1);     \\
+        else revdeconv_rs_dual_scale_c_##T(q0, q1, scales, pixels, nc);                 \\
+    }                                                                                   \\
+    REVDECONV_RS_CLONES static void revdeconv_rs_primal_##T(                            \\
+            const T *REVDECONV_RS_RESTRICT aty, const T *REVDECONV_RS_RESTRICT q0,      \\
+            const T *REVDECONV_RS_RESTRICT q0_up,                                       \\
+            const T *REVDECONV_RS_RESTRICT q1, T *REVDECONV_RS_RESTRICT x,              \\
+            T *REVDECONV_RS_RESTRICT xbar, Py_ssize_t n,                                \\
+            Py_ssize_t nc, T step, T lo, T hi) {                                        \\
+        Py_ssize_t t;                                                                   \\
+        for (t = 0; t < nc; t++)                                                        \\
+            REVDECONV_RS_PRIMAL(aty[t] - ((q0[t] - q0_up[t]) + q1[t]));                 \\
+        for (t = nc; t < n; t++)                                                        \\
+            REVDECONV_RS_PRIMAL(aty[t] - ((q0[t] - q0_up[t]) + (q1[t] - q1[t - nc])));  \\
+    }                                                                                   \\
+    /* scales[px] = the squared norm of the pixel's dual, over its channels, in order. */ \\
+    REVDECONV_RS_INLINE void revdeconv_rs_dual_norms_c_##T(                             \\
+            const T *REVDECONV_RS_RESTRICT q0, const T *REVDECONV_RS_RESTRICT q1,       \\
+            T *REVDECONV_RS_RESTRICT scales,                                            \\
+            Py_ssize_t pixels, Py_ssize_t nc) {                                         \\
+        Py_ssize_t px, c;                                                               \\
+        for (px = 0; px < pixels; px++) {                                               \\
+            T norm2 = 0;                                                                \\
+            for (c = px * nc; c < (px + 1) * nc; c++)                                   \\
+                norm2 = norm2 + (q0[c] * q0[c] + q1[c] * q1[c]);                        \\
+            scales[px] = norm2;                                                         \\
+        }                                                                               \\
+    }                                                                                   \\
+    REVDECONV_RS_CLONES static void revdeconv_rs_dual_norms_##T(                        \\
+            const T *REVDECONV_RS_RESTRICT q0, const T *REVDECONV_RS_RESTRICT q1,       \\
+            T *REVDECONV_RS_RESTRICT scales,                                            \\
+            Py_ssize_t pixels, Py_ssize_t nc) {                                         \\
+        if (nc == 3) revdeconv_rs_dual_norms_c_##T(q0, q1, scales, pixels, 3);          \\
+        else if (nc == 1) revdeconv_rs_dual_norms_c_##T(q0, q1, scales, pixels, 1);     \\
+        else revdeconv_rs_dual_norms_c_##T(q0, q1, scales, pixels, nc);                 \\
+    }                                                                                   \\
+    /* Per channel (g of them, values contiguous), the sum over a row of a * b (a when  \\
+     * b is NULL) in double: pixel px to lane px % 4, the lanes then added in order     \\
+     * (the order of _lane_sums below; the lanes of a group of 4 pixels are 4 g         \\
+     * contiguous running sums, a loop that vectorises). */                             \\
+    REVDECONV_RS_INLINE void revdeconv_rs_sums_g_##T(                                   \\
+            const T *a, const T *b, Py_ssize_t pixels, Py_ssize_t g, double *out) {     \\
+        double acc[4 * 16];                                                             \\
+        Py_ssize_t px, m, blocks = pixels / 4, n = 4 * g;                               \\
+        for (m = 0; m < n; m++) acc[m] = 0;                                             \\
+        if (b == NULL)                                                                  \\
+            for (px = 0; px < blocks; px++)                                             \\
+                for (m = 0; m < n; m++) acc[m] += a[px * n + m];                        \\
+        else                                                                            \\
+            for (px = 0; px < blocks; px++)                                             \\
+                for (m = 0; m < n; m++) acc[m] += (double)a[px * n + m] * b[px * n + m]; \\
+        for (m = blocks * n; m < pixels * g; m++)                                       \\
+            acc[m - blocks * n] += b == NULL ? (double)a[m] : (double)a[m] * b[m];      \\
+        for (m = 0; m < g; m++)                                                         \\
+            out[m] = ((acc[m] + acc[g + m]) + acc[2 * g + m]) + acc[3 * g + m];         \\
+    }                                                                                   \\
+    /* The channel counts of images (3, 1) with a constant g: unrolled. */              \\
+    REVDECONV_RS_CLONES static void revdeconv_rs_sums_##T(const T *a, const T *b,       \\
+                                                       Py_ssize_t pixels, Py_ssize_t g, \\
+                                                       double *out) {                   \\
+        if (g == 3) revdeconv_rs_sums_g_##T(a, b, pixels, 3, out);                      \\
+        else if (g == 1) revdeconv_rs_sums_g_##T(a, b, pixels, 1, out);                 \\
+        else revdeconv_rs_sums_g_##T(a, b, pixels, g, out);                             \\
+    }
+    #define T double
+    REVDECONV_RS_ROWS(double)
+    #undef T
+    #define T float
+    REVDECONV_RS_ROWS(float)
+    #undef T
+    """
+    void rs_lap_d "revdeconv_rs_lap_double" (const double*, double*, Py_ssize_t, Py_ssize_t,
+                                             Py_ssize_t, int, int) noexcept nogil
+    void rs_lap_f "revdeconv_rs_lap_float" (const float*, float*, Py_ssize_t, Py_ssize_t,
+                                            Py_ssize_t, int, int) noexcept nogil
+    void rs_sums_d "revdeconv_rs_sums_double" (const double*, const double*, Py_ssize_t,
+                                               Py_ssize_t, double*) noexcept nogil
+    void rs_sums_f "revdeconv_rs_sums_float" (const float*, const float*, Py_ssize_t,
+                                              Py_ssize_t, double*) noexcept nogil
+    void rs_forward_d "revdeconv_rs_forward_double" (
+        const double*, Py_ssize_t, const double*, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+        Py_ssize_t, Py_ssize_t) noexcept nogil
+    void rs_forward_f "revdeconv_rs_forward_float" (
+        const float*, Py_ssize_t, const float*, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+        Py_ssize_t, Py_ssize_t) noexcept nogil
+    void rs_blocks_d "revdeconv_rs_blocks_double" (
+        const double*, const double*, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+        Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
+    void rs_blocks_f "revdeconv_rs_blocks_float" (
+        const float*, const float*, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+        Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
+    void rs_step_d "revdeconv_rs_step_double" (
+        double*, double*, const double*, const double*, const double*, const double*,
+        const double*, Py_ssize_t, int) noexcept nogil
+    void rs_step_f "revdeconv_rs_step_float" (
+        float*, float*, const float*, const float*, const float*, const float*,
+        const float*, Py_ssize_t, int) noexcept nogil
+    void rs_dual_data_d "revdeconv_rs_dual_data_double" (
+        const double*, double*, double*, const double*, Py_ssize_t, double, int) noexcept nogil
+    void rs_dual_data_f "revdeconv_rs_dual_data_float" (
+        const float*, float*, float*, const float*, Py_ssize_t, float, int) noexcept nogil
+    void rs_dual_grad_d "revdeconv_rs_dual_grad_double" (
+        const double*, double*, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, int,
+        double) noexcept nogil
+    void rs_dual_grad_f "revdeconv_rs_dual_grad_float" (
+        const float*, float*, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, int,
+        float) noexcept nogil
+    void rs_dual_scale_d "revdeconv_rs_dual_scale_double" (
+        double*, double*, const double*, Py_ssize_t, Py_ssize_t) noexcept nogil
+    void rs_dual_scale_f "revdeconv_rs_dual_scale_float" (
+        float*, float*, const float*, Py_ssize_t, Py_ssize_t) noexcept nogil
+    void rs_primal_d "revdeconv_rs_primal_double" (
+        const double*, const double*, const double*, const double*, double*, double*,
+        Py_ssize_t, Py_ssize_t, double, double, double) noexcept nogil
+    void rs_primal_f "revdeconv_rs_primal_float" (
+        const float*, const float*, const float*, const float*, float*, float*,
+        Py_ssize_t, Py_ssize_t, float, float, float) noexcept nogil
+    void rs_dual_norms_d "revdeconv_rs_dual_norms_double" (
+        const double*, const double*, double*, Py_ssize_t, Py_ssize_t) noexcept nogil
+    void rs_dual_norms_f "revdeconv_rs_dual_norms_float" (
+        const float*, const float*, float*, Py_ssize_t, Py_ssize_t) noexcept nogil
+    void rs_mix_d "revdeconv_rs_mix_double" (double*, const double*, const double*,
+                                             const double*, Py_ssize_t, int) noexcept nogil
+    void rs_mix_f "revdeconv_rs_mix_float" (float*, const float*, const float*,
+                                            const float*, Py_ssize_t, int) noexcept nogil
+
+
+cdef inline void _mix(floating* out, const floating* b, const floating* w, const floating* v,
+                      Py_ssize_t n, int sign) noexcept nogil:
+    """``out = b + w * v`` (``sign`` > 0) or ``b - w * v``, value by value."""
+    if floating is float:
+        rs_mix_f(out, b, w, v, n, sign)
+    else:
+        rs_mix_d(out, b, w, v, n, sign)
+
+
 cdef inline void _tv_scales(floating* s, Py_ssize_t n, floating lam) noexcept nogil:
     if floating is float:
         tv_scales_f(s, n, lam)
@@ -102,8 +442,8 @@ cdef enum:
 cdef inline void _lane_sums(const floating* a, const floating* b, Py_ssize_t pixels,
                             Py_ssize_t pitch, Py_ssize_t g, double* out) noexcept nogil:
     """``out[c] = sum a[px * pitch + c] * b[...]`` (``a`` alone when ``b`` is NULL), in
-    double, for ``c < g``; called with a constant ``g`` for the common channel counts
-    (the compiler then unrolls and vectorises the lanes)."""
+    double, for ``c < g``: the sums of images of more than ``GROUP`` channels, ``GROUP``
+    at a time (fewer: ``revdeconv_rs_sums``, the same order)."""
     cdef double acc[LANES * GROUP]
     cdef Py_ssize_t px, j, l, blocks = pixels // LANES
     cdef const floating* at
@@ -132,10 +472,11 @@ cdef void _channel_sums(const floating* a, const floating* b, Py_ssize_t pixels,
                         Py_ssize_t n_channels, double* out) noexcept nogil:
     """Per channel, the sum over a row of ``a * b`` (``a`` when ``b`` is NULL), in lanes."""
     cdef Py_ssize_t c0
-    if n_channels == 3:
-        _lane_sums(a, b, pixels, 3, 3, out)
-    elif n_channels == 1:
-        _lane_sums(a, b, pixels, 1, 1, out)
+    if n_channels <= GROUP:
+        if floating is float:
+            rs_sums_f(a, b, pixels, n_channels, out)
+        else:
+            rs_sums_d(a, b, pixels, n_channels, out)
     else:
         c0 = 0
         while c0 < n_channels:
@@ -164,19 +505,26 @@ cdef void _forward_row(const floating* x, Py_ssize_t x_pitch, const floating* ke
     """One row of ``A x``; ``x`` points at the first x row it reads. ``tiled``
     (stride 1 along rows, else NULL): the taps repeated along ``chunk`` values,
     then a row of zeros; tap ``i * kw + j`` reads ``x + offsets[i * kw + j]``."""
-    cdef Py_ssize_t q, c, i, j
-    cdef floating total
     if tiled != NULL:
         _correlate_row(out, x, offsets, kh * kw, tiled, chunk, out_w * n_channels)
         return
-    for q in range(out_w):
-        for c in range(n_channels):
-            total = 0
-            for i in range(kh):
-                for j in range(kw):
-                    total = total + kernel[(c * kh + i) * kw + j] * x[
-                        i * x_pitch + (q * stride_w + j) * n_channels + c]
-            out[q * n_channels + c] = total
+    if floating is float:
+        rs_forward_f(x, x_pitch, kernel, out, out_w, n_channels, kh, kw, stride_w)
+    else:
+        rs_forward_d(x, x_pitch, kernel, out, out_w, n_channels, kh, kw, stride_w)
+
+
+cdef void _adjoint_blocks(const floating* y, const floating* kernel, floating* out,
+                          Py_ssize_t i, Py_ssize_t out_w, Py_ssize_t n_channels,
+                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride_w) noexcept nogil:
+    """``_adjoint_row`` where the blocks do not overlap (``kh <= sh``, ``kw <= sw``): a
+    pixel has at most one tap, ``(i, j = col mod sw)`` of block ``col // sw`` of the y
+    row ``y``: its value is ``0 + K[c, i, j] * y[...]`` (0 without a tap), written
+    once, in order along the row (no zeros first, no reads of ``out``)."""
+    if floating is float:
+        rs_blocks_f(y, kernel, out, i, out_w, n_channels, kh, kw, stride_w)
+    else:
+        rs_blocks_d(y, kernel, out, i, out_w, n_channels, kh, kw, stride_w)
 
 
 cdef void _adjoint_row(const floating* y, Py_ssize_t y_pitch, const floating* kernel,
@@ -202,6 +550,10 @@ cdef void _adjoint_row(const floating* y, Py_ssize_t y_pitch, const floating* ke
         _correlate_row(out, y + (r - (kh - 1)) * y_pitch - (kw - 1) * n_channels, offsets,
                        kh * kw, tiled, chunk, out_w * n_channels)
         return
+    if kh <= stride_h and kw <= stride_w:
+        _adjoint_blocks(y + r // stride_h * y_pitch, kernel, out, r % stride_h, out_w,
+                        n_channels, kh, kw, stride_w)
+        return
     for col in range(out_w * n_channels):
         out[col] = 0
     if r % stride_h >= kh:
@@ -222,39 +574,15 @@ cdef void _adjoint_row(const floating* y, Py_ssize_t y_pitch, const floating* ke
         i -= stride_h
 
 
-cdef inline floating _laplacian(const floating* v, Py_ssize_t t, Py_ssize_t pitch,
-                                Py_ssize_t n_channels, bint up, bint down, bint left,
-                                bint right) noexcept nogil:
-    """The graph Laplacian (Neumann border) at value ``t``: the differences to the
-    neighbours inside the image, added up, down, left, right."""
-    cdef floating total = 0, centre = v[t]
-    if up:
-        total = total + (v[t - pitch] - centre)
-    if down:
-        total = total + (v[t + pitch] - centre)
-    if left:
-        total = total + (v[t - n_channels] - centre)
-    if right:
-        total = total + (v[t + n_channels] - centre)
-    return total
-
-
-cdef void _laplacian_row(const floating* v, floating* out, Py_ssize_t pixels,
-                         Py_ssize_t n_channels, Py_ssize_t pitch, bint up,
-                         bint down) noexcept nogil:
-    """One row of the Laplacian: the first pixel, the inner ones (a loop without a
-    test per value), the last."""
-    cdef Py_ssize_t t, n = pixels * n_channels
-    if pixels == 1:
-        for t in range(n):
-            out[t] = _laplacian(v, t, pitch, n_channels, up, down, False, False)
-        return
-    for t in range(n_channels):
-        out[t] = _laplacian(v, t, pitch, n_channels, up, down, False, True)
-    for t in range(n_channels, n - n_channels):
-        out[t] = _laplacian(v, t, pitch, n_channels, up, down, True, True)
-    for t in range(n - n_channels, n):
-        out[t] = _laplacian(v, t, pitch, n_channels, up, down, True, False)
+cdef inline void _laplacian_row(const floating* v, floating* out, Py_ssize_t pixels,
+                                Py_ssize_t n_channels, Py_ssize_t pitch, bint up,
+                                bint down) noexcept nogil:
+    """One row of the graph Laplacian (Neumann border): the differences to the
+    neighbours inside the image, added up, down, left, right, from 0."""
+    if floating is float:
+        rs_lap_f(v, out, pixels, n_channels, pitch, up, down)
+    else:
+        rs_lap_d(v, out, pixels, n_channels, pitch, up, down)
 
 
 # --------------------------------------------------------------------------------------
@@ -265,37 +593,35 @@ def cg_forward(const floating[::1] p, floating[::1] u, const Py_ssize_t[:, ::1] 
                floating[::1] t, const floating[::1] data, const Py_ssize_t[:, ::1] yg,
                const Py_ssize_t[::1] ypitch, const floating[:, :, ::1] kernel not None,
                const floating[:, ::1] tiled, const Py_ssize_t[:, ::1] taps,
-               Py_ssize_t stride_h, Py_ssize_t stride_w, bint start, double[:, ::1] sums_y,
-               double[:, ::1] sums_x, int n_threads):
+               Py_ssize_t stride_h, Py_ssize_t stride_w, bint start, int order,
+               double[:, ::1] sums_y, double[:, ::1] sums_x, floating[::1] p_new,
+               const floating[::1] res, const floating[:, ::1] scale, bint step,
+               int n_threads):
     """``t = A p`` on the y rows and ``u = Lap p`` on the x rows; on the ``start``
     pass (``p = x0``), ``t = A p - data``. The sums: ``sums_y[row, c]``: ``t**2``;
-    ``sums_x[row, c]``: ``u**2``, ``sums_x[row, C + c]``: ``p * u`` (with them
-    ``p * M p`` is known before ``M p`` is: ``||A p||^2 + w ||L p||^2``)."""
+    ``sums_x[row, c]``: ``u**2`` (``order`` 2) or ``p * u`` (order 1): with them
+    ``p * M p`` is known before ``M p`` is, ``||A p||^2 + w ||L p||^2``.
+
+    With ``step``, first ``p_new = res + a p_new`` (``cg_vectors``' step 2, ``a``:
+    ``scale`` laid out as ``cg_adjoint``'s ``weight``; ``p_new`` is ``p``), in the
+    same parallel region: one start of the threads less per iteration."""
     cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
-    cdef Py_ssize_t n_images = xg.shape[0], row, n, r, k, c, col, at, x_pitch, width, height
+    cdef Py_ssize_t n_images = xg.shape[0], row, n, r, k, col, at, width, height
     cdef const floating* tiled_taps = &tiled[0, 0] if tiled.shape[0] > 0 else NULL
     cdef floating* out
-    cdef floating value
-    cdef double total, other
     assert fits(xg, n_channels, p.shape[0]) and fits(xg, n_channels, u.shape[0])
     assert yg.shape[0] == n_images and ypitch.shape[0] == n_images
-    with nogil:
-        for row in prange(batch_rows(&yg[0, 0], n_images), num_threads=n_threads,
-                          schedule="static"):
-            n = image_of_row(&yg[0, 0], n_images, row)
-            r = row - yg[n, FIRST_ROW]
-            x_pitch = xg[n, WIDTH] * n_channels
-            out = &t[yg[n, OFFSET] + r * ypitch[n]]
-            _forward_row(&p[xg[n, OFFSET] + r * stride_h * x_pitch], x_pitch,
-                         &kernel[0, 0, 0], tiled_taps, &taps[n, 0], tiled.shape[1], out,
-                         yg[n, WIDTH], n_channels, kh, kw, stride_w)
-            if start:
-                k = yg[n, OFFSET] + r * ypitch[n]
-                for col in range(yg[n, WIDTH] * n_channels):
-                    out[col] = out[col] - data[k + col]
-            _channel_sums(out, out, yg[n, WIDTH], n_channels, &sums_y[row, 0])
-        for row in prange(batch_rows(&xg[0, 0], n_images), num_threads=n_threads,
-                          schedule="static"):
+    assert p_new.shape[0] == p.shape[0] and res.shape[0] == p.shape[0]
+    with nogil, parallel(num_threads=n_threads):
+        for row in prange(batch_rows(&xg[0, 0], n_images) * step, schedule="static"):
+            n = image_of_row(&xg[0, 0], n_images, row)
+            width = xg[n, WIDTH] * n_channels
+            k = xg[n, OFFSET] + (row - xg[n, FIRST_ROW]) * width
+            _mix(&p_new[k], &res[k], &scale[n, 0], &p_new[k], width, 1)
+        # (the loop's end waits for every row.) One loop over the x rows: the Laplacian
+        # of row r, then the y row whose last block row r is, while the rows it reads
+        # are still in the cache.
+        for row in prange(batch_rows(&xg[0, 0], n_images), schedule="static"):
             n = image_of_row(&xg[0, 0], n_images, row)
             r = row - xg[n, FIRST_ROW]
             height = xg[n, HEIGHT]
@@ -303,8 +629,21 @@ def cg_forward(const floating[::1] p, floating[::1] u, const Py_ssize_t[:, ::1] 
             k = xg[n, OFFSET] + r * width
             _laplacian_row(&p[k], &u[k], xg[n, WIDTH], n_channels, width, r > 0,
                            r < height - 1)
-            _channel_sums(&u[k], &u[k], xg[n, WIDTH], n_channels, &sums_x[row, 0])
-            _channel_sums(&p[k], &u[k], xg[n, WIDTH], n_channels, &sums_x[row, n_channels])
+            _channel_sums(&u[k] if order == 2 else &p[k], &u[k], xg[n, WIDTH], n_channels,
+                          &sums_x[row, 0])
+            at = r - (kh - 1)                    # y row at * sh ends on this row
+            if at < 0 or at % stride_h != 0 or at // stride_h >= yg[n, HEIGHT]:
+                continue
+            at = at // stride_h
+            out = &t[yg[n, OFFSET] + at * ypitch[n]]
+            _forward_row(&p[k - (kh - 1) * width], width, &kernel[0, 0, 0], tiled_taps,
+                         &taps[n, 0], tiled.shape[1], out, yg[n, WIDTH], n_channels, kh, kw,
+                         stride_w)
+            if start:
+                for col in range(yg[n, WIDTH] * n_channels):
+                    out[col] = out[col] - data[yg[n, OFFSET] + at * ypitch[n] + col]
+            _channel_sums(out, out, yg[n, WIDTH], n_channels,
+                          &sums_y[yg[n, FIRST_ROW] + at, 0])
 
 
 def cg_adjoint(const floating[::1] t, const Py_ssize_t[:, ::1] yg,
@@ -328,8 +667,6 @@ def cg_adjoint(const floating[::1] t, const Py_ssize_t[:, ::1] yg,
     cdef floating* aty
     cdef floating* regular
     cdef const floating* weights
-    cdef const floating* scales
-    cdef floating value
     assert fits(xg, n_channels, q.shape[0]) and scratch.shape[0] >= n_threads
     assert fits(xg, n_channels, x.shape[0]) and res.shape[0] == x.shape[0]
     with nogil:
@@ -349,23 +686,21 @@ def cg_adjoint(const floating[::1] t, const Py_ssize_t[:, ::1] yg,
                 _laplacian_row(&u[k], regular, xg[n, WIDTH], n_channels, width, r > 0,
                                r < height - 1)
             weights = &weight[n, 0]
-            if update:
-                scales = &scale[n, 0]
-                for at in range(width):
-                    if order == 1:
-                        value = aty[at] - weights[at] * u[k + at]
-                    else:
-                        value = aty[at] + weights[at] * regular[at]
-                    x[k + at] = x[k + at] + scales[at] * p[k + at]
-                    res[k + at] = res[k + at] - scales[at] * value
+            if update:                           # q used, not stored
+                if floating is float:
+                    rs_step_f(&x[k], &res[k], &p[k], aty, weights,
+                              &u[k] if order == 1 else regular, &scale[n, 0], width,
+                              -1 if order == 1 else 1)
+                else:
+                    rs_step_d(&x[k], &res[k], &p[k], aty, weights,
+                              &u[k] if order == 1 else regular, &scale[n, 0], width,
+                              -1 if order == 1 else 1)
                 _channel_sums(&res[k], &res[k], xg[n, WIDTH], n_channels, &sums[row, 0])
                 continue
             if order == 1:
-                for at in range(width):
-                    q[k + at] = aty[at] - weights[at] * u[k + at]
+                _mix(&q[k], aty, weights, &u[k], width, -1)
             else:
-                for at in range(width):
-                    q[k + at] = aty[at] + weights[at] * regular[at]
+                _mix(&q[k], aty, weights, regular, width, 1)
             _channel_sums(&p[k], &q[k], xg[n, WIDTH], n_channels, &sums[row, 0])
             if start:
                 _channel_sums(&q[k], &q[k], xg[n, WIDTH], n_channels,
@@ -398,12 +733,10 @@ def cg_vectors(floating[::1] x, floating[::1] p, floating[::1] r, const floating
                     r[k] = -q[k]
                     p[k] = r[k]
             elif step == 1:
-                for k in range(width):
-                    x[first + k] = x[first + k] + scales[k] * p[first + k]
-                    r[first + k] = r[first + k] - scales[k] * q[first + k]
+                _mix(&x[first], &x[first], scales, &p[first], width, 1)
+                _mix(&r[first], &r[first], scales, &q[first], width, -1)
             else:
-                for k in range(width):
-                    p[first + k] = r[first + k] + scales[k] * p[first + k]
+                _mix(&p[first], &r[first], scales, &p[first], width, 1)
             if step != 2:
                 _channel_sums(&r[first], &r[first], xg[n, WIDTH], n_channels, &sums[row, 0])
 
@@ -419,16 +752,10 @@ cdef void _dual_data_row(const floating* ax, floating* aold, floating* dual,
     """``dual = (dual + s (a_bar - data)) / (1 + s)``, ``a_bar = ax`` on the first step,
     else ``2 ax - aold``; ``aold = ax``. One stretch of contiguous values, no
     sums: a loop the compiler vectorises."""
-    cdef Py_ssize_t t
-    cdef floating one_s = 1 + s
-    if first:
-        for t in range(n):
-            aold[t] = ax[t]
-            dual[t] = (dual[t] + s * (ax[t] - data[t])) / one_s
+    if floating is float:
+        rs_dual_data_f(ax, aold, dual, data, n, s, first)
     else:
-        for t in range(n):
-            dual[t] = (dual[t] + s * ((2 * ax[t] - aold[t]) - data[t])) / one_s
-            aold[t] = ax[t]
+        rs_dual_data_d(ax, aold, dual, data, n, s, first)
 
 
 cdef void _dual_tv_row(const floating* xbar, floating* q0, floating* q1, floating* scales,
@@ -438,28 +765,20 @@ cdef void _dual_tv_row(const floating* xbar, floating* q0, floating* q1, floatin
     per pixel (the norm over its channels); ``scales`` holds ``pixels`` values. The
     gradient is 0 on the last row and column, where ``q + s * 0`` is computed as
     elsewhere (the same operations as the NumPy fallback)."""
-    cdef Py_ssize_t t, c, px, n = pixels * n_channels
-    cdef floating zero = 0, norm2
-    if last_row:
-        for t in range(n):
-            q0[t] = q0[t] + s * zero
+    cdef Py_ssize_t n = pixels * n_channels
+    if floating is float:
+        rs_dual_grad_f(xbar, q0, q1, n, n_channels, pitch, last_row, s)
     else:
-        for t in range(n):
-            q0[t] = q0[t] + s * (xbar[t + pitch] - xbar[t])
-    for t in range(n - n_channels):
-        q1[t] = q1[t] + s * (xbar[t + n_channels] - xbar[t])
-    for t in range(n - n_channels, n):
-        q1[t] = q1[t] + s * zero
-    for px in range(pixels):
-        norm2 = 0
-        for c in range(px * n_channels, (px + 1) * n_channels):
-            norm2 = norm2 + (q0[c] * q0[c] + q1[c] * q1[c])
-        scales[px] = norm2
+        rs_dual_grad_d(xbar, q0, q1, n, n_channels, pitch, last_row, s)
+    if floating is float:
+        rs_dual_norms_f(q0, q1, scales, pixels, n_channels)
+    else:
+        rs_dual_norms_d(q0, q1, scales, pixels, n_channels)
     _tv_scales(scales, pixels, lam)     # 1 / max(1, sqrt(norm2) / lam), in the float type
-    for px in range(pixels):
-        for c in range(px * n_channels, (px + 1) * n_channels):
-            q0[c] = q0[c] * scales[px]
-            q1[c] = q1[c] * scales[px]
+    if floating is float:
+        rs_dual_scale_f(q0, q1, scales, pixels, n_channels)
+    else:
+        rs_dual_scale_d(q0, q1, scales, pixels, n_channels)
 
 
 def tv_dual(const floating[::1] x, const floating[::1] xbar, floating[::1] q0,
@@ -548,16 +867,6 @@ def tv_dual(const floating[::1] x, const floating[::1] xbar, floating[::1] q0,
                              lam[n])
 
 
-cdef inline void _primal_value(floating z, floating* x, floating* xbar, floating step,
-                               floating lo, floating hi) noexcept nogil:
-    # Selects, not branches: which way they go depends on the data.
-    cdef floating new = x[0] - step * z
-    new = lo if new < lo else new
-    new = hi if new > hi else new
-    xbar[0] = 2 * new - x[0]
-    x[0] = new
-
-
 cdef void _primal_row(const floating* aty, const floating* q0, const floating* q0_up,
                       const floating* q1, floating* x, floating* xbar, Py_ssize_t n,
                       Py_ssize_t n_channels, floating step, floating lo,
@@ -565,12 +874,10 @@ cdef void _primal_row(const floating* aty, const floating* q0, const floating* q
     """One row of the primal step without sums (a loop the compiler vectorises);
     ``q0_up``: the row above, zeros on the first row (``q - 0`` is ``q``). The
     first pixel's ``q1`` has no left neighbour."""
-    cdef Py_ssize_t t
-    for t in range(n_channels):
-        _primal_value(aty[t] - ((q0[t] - q0_up[t]) + q1[t]), &x[t], &xbar[t], step, lo, hi)
-    for t in range(n_channels, n):
-        _primal_value(aty[t] - ((q0[t] - q0_up[t]) + (q1[t] - q1[t - n_channels])), &x[t],
-                      &xbar[t], step, lo, hi)
+    if floating is float:
+        rs_primal_f(aty, q0, q0_up, q1, x, xbar, n, n_channels, step, lo, hi)
+    else:
+        rs_primal_d(aty, q0, q0_up, q1, x, xbar, n, n_channels, step, lo, hi)
 
 
 def tv_primal(floating[::1] x, floating[::1] xbar, const floating[::1] q0,

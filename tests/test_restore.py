@@ -7,6 +7,7 @@ import pytest
 
 import revdeconv
 from revdeconv import _restore_numpy, restoration
+from revdeconv._layout import output_size
 from revdeconv.restoration import RestoreInfo, estimate_noise, restore
 
 from conftest import require
@@ -123,19 +124,29 @@ def test_compiled_passes_equal_numpy_bit_for_bit(stride, dtype, rng):
 
 
 @pytest.mark.parametrize("n_channels", [1, 3, 5, 17])   # 17: more than one group of 16
-@pytest.mark.parametrize("width", [2, 9, 12])              # fewer than 4 pixels, remainders
-def test_compiled_sums_equal_numpy_bit_for_bit(n_channels, width, rng):
+@pytest.mark.parametrize("width", [3, 9, 12])              # fewer than 4 pixels, remainders
+@pytest.mark.parametrize("size, stride", [(2, 1), (3, 3)])  # 3 at 3: blocks that do not overlap
+def test_compiled_sums_equal_numpy_bit_for_bit(n_channels, width, size, stride, rng):
     compiled = passes("compiled")
-    kernel = rng.normal(size=(n_channels, 2, 2))
+    kernel = rng.normal(size=(n_channels, size, size))
     x0 = [rng.random((5, width, n_channels)), rng.random((4, width + 1, n_channels))]
-    data = [rng.random((4, width - 1, n_channels)), rng.random((3, width, n_channels))]
-    ours, theirs = (impl.workspace(data, x0, kernel, (1, 1), "tikhonov", 2)
+    data = [rng.random((output_size(x.shape[0], size, stride),
+                        output_size(x.shape[1], size, stride), n_channels)) for x in x0]
+    ours, theirs = (impl.workspace(data, x0, kernel, (stride, stride), "tikhonov", 2)
                     for impl in (compiled, _restore_numpy))
-    for a, b in zip(compiled.cg_forward(ours, True), _restore_numpy.cg_forward(theirs, True)):
-        np.testing.assert_array_equal(a, b)
+    for order in (1, 2):
+        for a, b in zip(compiled.cg_forward(ours, True, order),
+                        _restore_numpy.cg_forward(theirs, True, order)):
+            np.testing.assert_array_equal(a, b)
     weight, step = rng.random((2, n_channels)), rng.random((2, n_channels))
     np.testing.assert_array_equal(compiled.cg_update(ours, weight, 2, step),
                                   _restore_numpy.cg_update(theirs, weight, 2, step))
+    # the next forward pass, which first sets p = r + beta p
+    for a, b in zip(compiled.cg_forward(ours, False, 2, step),
+                    _restore_numpy.cg_forward(theirs, False, 2, step)):
+        np.testing.assert_array_equal(a, b)
+    for p_ours, p_theirs in zip(compiled._x_views(ours, ours.p), theirs.p):
+        np.testing.assert_array_equal(p_ours, p_theirs)
 
 
 # ---------------------------------------------------------------------------------------
