@@ -397,7 +397,7 @@ class Run(Tally):
         # with a pool, a share each to the chunks at work and the one waiting
         share = self.memory / (self.files.n_threads + 1)
         budget = share if self.files.overlapped else self.memory
-        budget = min(budget, self._chunk_cap) if self.chunk is None else budget
+        cap = self._chunk_cap if self.chunk is None else float("inf")    # inputs and outputs
         batch, size, copies = [], 0, 0
         for item in items:
             paths = item if isinstance(item, tuple) else (item,)
@@ -406,7 +406,7 @@ class Run(Tally):
             # and the copies made while one file is decoded (about half its pixels
             # more) or one output computed and encoded (about three times its own)
             largest = max(copies, pixels / 2, 3 * pixels * self.output_scale)
-            if batch and (size + need + largest > budget
+            if batch and (size + need + largest > budget or size + need > cap
                           or len(batch) == (self.chunk or -1)):
                 yield batch, size + copies <= share
                 batch, size, largest = [], 0, max(pixels / 2, 3 * pixels * self.output_scale)

@@ -320,8 +320,8 @@ def save_image(path, image, *, bits=8, png_compression=DEFAULT_PNG_COMPRESSION):
     if bits == 32:
         stored = array.astype(np.float32)
     else:
-        stored = levels(array.astype(np.float64), bits).astype(np.uint8 if bits == 8
-                                                               else np.uint16)
+        stored = levels(np.asarray(array, dtype=np.float64), bits).astype(
+            np.uint8 if bits == 8 else np.uint16)
     if fmt == "PNG" and bits == 16 and colour:
         write_atomically(path, lambda f: f.write(png16(stored, png_compression)))
     elif fmt == "TIFF" and bits > 8 and colour:
