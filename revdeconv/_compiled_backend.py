@@ -209,8 +209,11 @@ def normal_equations(originals, targets, kernel_shape, stride, with_bias,
     acc = _padded_rows(n_bands * n_channels, ld * ld + 1, np.float64)
     src, src_geom = _pack(originals)
     tgt, tgt_geom = _pack(targets)
-    with thread_share(n_threads, len(acc)) as n_threads:
-        rows = _padded_rows(n_threads, _learn.DESIGN_ROWS * ld, np.float64)
+    # A thread's part: a band and up to DESIGN_LANES channels, gathered in one sweep.
+    lanes = min(_learn.DESIGN_LANES, n_channels)
+    n_parts = n_bands * -(-n_channels // lanes)
+    with thread_share(n_threads, n_parts) as n_threads:
+        rows = _padded_rows(n_threads, lanes * _learn.DESIGN_ROWS * ld, np.float64)
         _learn.normal_equations(src, src_geom, tgt, tgt_geom, acc, rows, n_channels, kh, kw,
                                 stride[0], stride[1], with_bias, ACTIVATION_CODES[activation],
                                 n_threads)

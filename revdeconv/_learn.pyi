@@ -55,3 +55,4 @@ def normal_equations(
 ) -> None: ...
 
 DESIGN_ROWS: int
+DESIGN_LANES: int

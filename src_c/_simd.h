@@ -107,15 +107,54 @@ enum revdeconv_activation {
 
 /* gram[a*ld + b] += sum over r < n of X[r*ld + a] * X[r*ld + b], on the 4x4
  * tiles on and above the diagonal (ld is a multiple of 4). Each sum runs
- * over r in order, tiles or not; a tile's 16 sums stay in registers while
- * the rows go by. Not every module calls it: hence inline (no warning). */
+ * over r in order, tiles or not; the 16 sums of a tile, or the 32 of two
+ * side by side (two tiles at once: twice the independent additions while
+ * each waits on the one before, and a row's broadcasts serve both), stay in
+ * registers while the rows go by. Not every module calls it: hence inline
+ * (no warning). */
 REVDECONV_CLONES static inline void revdeconv_gram_update(double *gram, const double *X,
                                                           Py_ssize_t n, Py_ssize_t ld) {
     Py_ssize_t a0, b0, r;
 #if REVDECONV_VECTORS
     typedef double v4 __attribute__((vector_size(32)));
     for (a0 = 0; a0 < ld; a0 += 4) {
-        for (b0 = a0; b0 < ld; b0 += 4) {
+        for (b0 = a0; b0 + 4 < ld; b0 += 8) {
+            v4 s0, s1, s2, s3, t0, t1, t2, t3, xb, xc;
+            memcpy(&s0, gram + (a0 + 0) * ld + b0, 32);
+            memcpy(&s1, gram + (a0 + 1) * ld + b0, 32);
+            memcpy(&s2, gram + (a0 + 2) * ld + b0, 32);
+            memcpy(&s3, gram + (a0 + 3) * ld + b0, 32);
+            memcpy(&t0, gram + (a0 + 0) * ld + b0 + 4, 32);
+            memcpy(&t1, gram + (a0 + 1) * ld + b0 + 4, 32);
+            memcpy(&t2, gram + (a0 + 2) * ld + b0 + 4, 32);
+            memcpy(&t3, gram + (a0 + 3) * ld + b0 + 4, 32);
+            for (r = 0; r < n; r++) {
+                const double *row = X + r * ld;
+                memcpy(&xb, row + b0, 32);
+                memcpy(&xc, row + b0 + 4, 32);
+                v4 x0 = {row[a0], row[a0], row[a0], row[a0]};
+                v4 x1 = {row[a0 + 1], row[a0 + 1], row[a0 + 1], row[a0 + 1]};
+                v4 x2 = {row[a0 + 2], row[a0 + 2], row[a0 + 2], row[a0 + 2]};
+                v4 x3 = {row[a0 + 3], row[a0 + 3], row[a0 + 3], row[a0 + 3]};
+                s0 = s0 + x0 * xb;
+                s1 = s1 + x1 * xb;
+                s2 = s2 + x2 * xb;
+                s3 = s3 + x3 * xb;
+                t0 = t0 + x0 * xc;
+                t1 = t1 + x1 * xc;
+                t2 = t2 + x2 * xc;
+                t3 = t3 + x3 * xc;
+            }
+            memcpy(gram + (a0 + 0) * ld + b0, &s0, 32);
+            memcpy(gram + (a0 + 1) * ld + b0, &s1, 32);
+            memcpy(gram + (a0 + 2) * ld + b0, &s2, 32);
+            memcpy(gram + (a0 + 3) * ld + b0, &s3, 32);
+            memcpy(gram + (a0 + 0) * ld + b0 + 4, &t0, 32);
+            memcpy(gram + (a0 + 1) * ld + b0 + 4, &t1, 32);
+            memcpy(gram + (a0 + 2) * ld + b0 + 4, &t2, 32);
+            memcpy(gram + (a0 + 3) * ld + b0 + 4, &t3, 32);
+        }
+        if (b0 < ld) { /* the last tile of the strip, alone */
             v4 s0, s1, s2, s3, xb;
             memcpy(&s0, gram + (a0 + 0) * ld + b0, 32);
             memcpy(&s1, gram + (a0 + 1) * ld + b0, 32);
