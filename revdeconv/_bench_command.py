@@ -44,8 +44,9 @@ def add_arguments(parser, *, outputs=None):
                         help="each time is the best of N runs after a warm-up (default 3; "
                         "the NumPy SGD pass and NumPy pipeline run once)")
     parser.add_argument("--images", metavar="N", type=int, default=1000,
-                        help="images 180x250 in the batch pipeline (default 1000; the "
-                        f"NumPy fallback runs the first {NUMPY_IMAGES})")
+                        help="images 180x250 in the batch pipeline, and PNG files in the "
+                        "folder cases (default 1000; the NumPy fallback runs the first "
+                        f"{NUMPY_IMAGES} of the pipeline)")
     for option, what in (("json", "the results as JSON"), ("markdown", "the tables as Markdown"),
                          ("figure", "the speed-ups over NumPy as a PNG (needs matplotlib)")):
         default = outputs.get(option)
