@@ -16,9 +16,8 @@ def cg_adjoint(
     stride_h: int, stride_w: int, weight: _F, order: int, start: bool, scratch: _F, sums: _D,
     n_threads: int,
 ) -> None: ...
-def cg_vectors(
-    x: _F, p: _F, r: _F, q: _F, xg: _I, scale: _F, step: int, n_channels: int, sums: _D,
-    n_threads: int,
+def cg_start(
+    p: _F, r: _F, q: _F, xg: _I, n_channels: int, sums: _D, n_threads: int,
 ) -> None: ...
 def tv_dual(
     x: _F, xbar: _F, q0: _F, q1: _F, xg: _I, aold: _F, dual: _F, data: _F, yg: _I,

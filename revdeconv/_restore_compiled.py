@@ -20,7 +20,7 @@ from ._restore_numpy import reduce_rows
 from ._threads import thread_share
 
 __all__ = ["workspace", "images", "forward", "adjoint", "cg_forward", "cg_adjoint",
-           "cg_update", "cg_vectors", "tv_dual", "tv_primal", "reduce_rows"]
+           "cg_update", "cg_start", "tv_dual", "tv_primal", "reduce_rows"]
 
 # The least work (multiply-adds) worth a thread of its own in one pass.
 _MIN_MACS_PER_THREAD = 1 << 16
@@ -181,13 +181,9 @@ def cg_update(ws, weight, order, scale):
     return _split(ws.sums_x, ws.first_x, 1, ws.n_channels)[0]
 
 
-def cg_vectors(ws, scale, step):
+def cg_start(ws):
     with _threads(ws) as n_threads:
-        _restore.cg_vectors(ws.x, ws.p, ws.r, ws.q, ws.xg,
-                            _along_rows(ws.scale_rows, scale), step, ws.n_channels,
-                            ws.sums_x, n_threads)
-    if step == 2:
-        return np.zeros((len(ws.xg), ws.n_channels))
+        _restore.cg_start(ws.p, ws.r, ws.q, ws.xg, ws.n_channels, ws.sums_x, n_threads)
     return _split(ws.sums_x, ws.first_x, 1, ws.n_channels)[0]
 
 

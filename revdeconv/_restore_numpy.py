@@ -20,7 +20,7 @@ import numpy as np
 from ._layout import output_size
 
 __all__ = ["workspace", "images", "forward", "adjoint", "cg_forward", "cg_adjoint",
-           "cg_update", "cg_vectors", "tv_dual", "tv_primal", "reduce_rows"]
+           "cg_update", "cg_start", "tv_dual", "tv_primal", "reduce_rows"]
 
 
 def reduce_rows(row_sums, first_rows):
@@ -136,10 +136,11 @@ def _split(parts, first_rows, pieces):
 def cg_forward(ws, start, order, scale=None):
     """``t = A p``, ``u = Lap p`` (on the ``start`` pass ``t = A p - data``); the
     sums of ``t**2`` and of ``p R p`` (``R``, see ``cg_adjoint``): ``u**2`` at
-    ``order`` 2, ``-(p * u)`` at order 1. With ``scale``, ``cg_vectors(ws, scale, 2)``
-    first."""
+    ``order`` 2, ``-(p * u)`` at order 1. With ``scale``, first CG's new direction
+    ``p = r + a p``, ``a = scale[n]``."""
     if scale is not None:
-        cg_vectors(ws, scale, 2)
+        for p, r, a in zip(ws.p, ws.r, scale):
+            p[...] = r + a * p
     rows_y, rows_x = [], []
     for n, p in enumerate(ws.p):
         t = forward(p, ws.kernel, ws.stride)
@@ -186,22 +187,14 @@ def cg_update(ws, weight, order, scale):
     return _split(rows, ws.first_x, 1)[0]
 
 
-def cg_vectors(ws, scale, step):
-    """Step 0: ``r = -q, p = r``; 1: ``x += a p, r -= a q``; 2: ``p = r + a p``,
-    ``a = scale[n]`` (``(n, C)``, the images' dtype). Returns the sums of ``r**2``
-    (zeros at step 2)."""
+def cg_start(ws):
+    """CG's first residual and direction: ``r = -q``, ``p = r``. Returns the sums of
+    ``r**2``."""
     rows = []
-    for n, (x, p, r, q) in enumerate(zip(ws.x, ws.p, ws.r, ws.q)):
-        a = scale[n]
-        if step == 0:
-            r[...] = -q
-            p[...] = r
-        elif step == 1:
-            x[...] = x + a * p
-            r[...] = r - a * q
-        else:
-            p[...] = r + a * p
-        rows.append(_squares(r) if step != 2 else np.zeros((x.shape[0], x.shape[2])))
+    for p, r, q in zip(ws.p, ws.r, ws.q):
+        r[...] = -q
+        p[...] = r
+        rows.append(_squares(r))
     return _split(rows, ws.first_x, 1)[0]
 
 

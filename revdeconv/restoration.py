@@ -385,7 +385,7 @@ def _tikhonov(impl, data, x0, kernel, stride, weight, order, lo, hi, activation,
     rhs = impl.cg_adjoint(ws, zero, 1, True)[1]        # ||A^T (y - b)||^2: t holds y - b
     t_sq, p_rp = impl.cg_forward(ws, True, order)      # on x0: t = A x0 - (y - b), u = Lap x0
     impl.cg_adjoint(ws, w_d, order, False)             # q = M x0 - A^T (y - b)
-    rr = impl.cg_vectors(ws, zero, 0)                  # r = -q, p = r
+    rr = impl.cg_start(ws)                             # r = -q, p = r
     objective = 0.5 * t_sq + 0.5 * w * p_rp
     residual = np.sqrt(_ratio(rr, rhs)).max(axis=1)
     active = residual > tol

@@ -602,7 +602,7 @@ def cg_forward(const floating[::1] p, floating[::1] u, const Py_ssize_t[:, ::1] 
     ``sums_x[row, c]``: ``u**2`` (``order`` 2) or ``p * u`` (order 1): with them
     ``p * M p`` is known before ``M p`` is, ``||A p||^2 + w ||L p||^2``.
 
-    With ``step``, first ``p_new = res + a p_new`` (``cg_vectors``' step 2, ``a``:
+    With ``step``, first CG's new direction ``p_new = res + a p_new`` (``a``:
     ``scale`` laid out as ``cg_adjoint``'s ``weight``; ``p_new`` is ``p``), in the
     same parallel region: one start of the threads less per iteration."""
     cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
@@ -659,7 +659,7 @@ def cg_adjoint(const floating[::1] t, const Py_ssize_t[:, ::1] yg,
     ``start`` pass ``sums[row, C + c]``: ``q**2``. ``scratch`` rows hold two x rows.
 
     With ``update``, ``q`` is not stored but used: ``x += a p``, ``res -= a q``
-    (``cg_vectors``' step 1 in the same pass; ``a``: ``scale``, laid out as
+    (CG's step, in the same pass; ``a``: ``scale``, laid out as
     ``weight``), and ``sums[row, c]`` receives ``res**2``."""
     cdef Py_ssize_t n_channels = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
     cdef Py_ssize_t n_images = xg.shape[0], row, n, r, k, c, col, at, width, height
@@ -707,38 +707,24 @@ def cg_adjoint(const floating[::1] t, const Py_ssize_t[:, ::1] yg,
                               &sums[row, n_channels])
 
 
-def cg_vectors(floating[::1] x, floating[::1] p, floating[::1] r, const floating[::1] q,
-               const Py_ssize_t[:, ::1] xg, const floating[:, ::1] scale, int step,
-               Py_ssize_t n_channels, double[:, ::1] sums, int n_threads):
-    """The vector updates of CG, ``a = scale[n * C + c]``:
-
-    - step 0 (start): ``r = -q``, ``p = r``;
-    - step 1: ``x += a p``, ``r -= a q``;
-    - step 2: ``p = r + a p``.
-
-    ``sums[row, c]`` receives ``r**2`` (steps 0 and 1).
-    """
+def cg_start(floating[::1] p, floating[::1] r, const floating[::1] q,
+             const Py_ssize_t[:, ::1] xg, Py_ssize_t n_channels, double[:, ::1] sums,
+             int n_threads):
+    """CG's first residual and direction: ``r = -q``, ``p = r``; ``sums[row, c]``
+    receives ``r**2``. (The later updates are fused into ``cg_forward`` and
+    ``cg_adjoint``.)"""
     cdef Py_ssize_t n_images = xg.shape[0], row, n, k, width, first
-    cdef const floating* scales
-    assert fits(xg, n_channels, x.shape[0]) and scale.shape[0] == xg.shape[0]
+    assert fits(xg, n_channels, p.shape[0]) and fits(xg, n_channels, q.shape[0])
     with nogil:
         for row in prange(batch_rows(&xg[0, 0], n_images), num_threads=n_threads,
                           schedule="static"):
             n = image_of_row(&xg[0, 0], n_images, row)
             width = xg[n, WIDTH] * n_channels
             first = xg[n, OFFSET] + (row - xg[n, FIRST_ROW]) * width
-            scales = &scale[n, 0]
-            if step == 0:
-                for k in range(first, first + width):
-                    r[k] = -q[k]
-                    p[k] = r[k]
-            elif step == 1:
-                _mix(&x[first], &x[first], scales, &p[first], width, 1)
-                _mix(&r[first], &r[first], scales, &q[first], width, -1)
-            else:
-                _mix(&p[first], &r[first], scales, &p[first], width, 1)
-            if step != 2:
-                _channel_sums(&r[first], &r[first], xg[n, WIDTH], n_channels, &sums[row, 0])
+            for k in range(first, first + width):
+                r[k] = -q[k]
+                p[k] = r[k]
+            _channel_sums(&r[first], &r[first], xg[n, WIDTH], n_channels, &sums[row, 0])
 
 
 # --------------------------------------------------------------------------------------
