@@ -260,6 +260,24 @@ def tifffile_module():
     return tifffile
 
 
+# PNG colour types (IHDR) and the channels a file of each is read as: a palette as
+# RGBA, as its size is counted whether or not it has transparency.
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}
+
+
+def png_values(path):
+    """Values of a PNG file's pixels as :func:`decode` gives them, from its IHDR chunk
+    (what a folder of PNG files reads most: no Pillow open); None for another file."""
+    head = _magic(path)
+    if head[:8] != _PNG or head[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", head[16:24])
+    channels = _PNG_CHANNELS.get(head[25])
+    if channels is None or width * height == 0:      # (no PNG: cut short, or not one)
+        return None
+    return width * height * channels
+
+
 def tiff_bytes(path):
     """Bytes the pixels of every page of a TIFF take as :func:`decode` gives them, from
     its headers (nothing is decoded); None when ``path`` is not a TIFF or tifffile is

@@ -69,7 +69,7 @@ def _pack(images):
     Nothing is copied when the images already lie back to back in one buffer
     (one image, or the images of a C-contiguous stack).
     """
-    geometry = _geometry([image.shape[:2] for image in images], images[0].shape[2])
+    geometry = _shapes_geometry(images)
     flat = back_to_back(images)
     if flat is None:
         flat = np.concatenate([image.reshape(-1) for image in images])

@@ -15,7 +15,6 @@ import glob
 import os
 import re
 import signal
-import struct
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from ._codecs import tiff_bytes
+from ._codecs import png_values, tiff_bytes
 
 #: Bytes of one pixel value as the commands compute it (float64).
 VALUE_BYTES = 8
@@ -209,23 +208,6 @@ def expand_inputs(specs, *, recursive=False):
     return expand(specs, recursive=recursive).files
 
 
-# PNG colour types (IHDR) and the channels a file of each is read as: a palette as
-# RGBA, as its size is counted whether or not it has transparency.
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}
-
-
-def _png_values(path):
-    """Values of a PNG file's pixels from its IHDR chunk (the first 26 bytes; what
-    a folder of PNG files reads most), or None for another file."""
-    with open(path, "rb") as f:
-        head = f.read(26)
-    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        return None
-    width, height = struct.unpack(">II", head[16:24])
-    channels = _PNG_CHANNELS.get(head[25])
-    return None if channels is None else width * height * channels
-
-
 def footprint(path):
     """Bytes the pixels of the file at ``path`` take as the commands compute them
     (float64; float32 ``.npy`` and float TIFFs stay float32), from its headers (a
@@ -233,7 +215,7 @@ def footprint(path):
     (tifffile missing for a TIFF Pillow cannot open, a damaged file), the file's
     size times :data:`UNKNOWN_BYTES`; 0 for a missing file."""
     try:
-        png = _png_values(path)
+        png = png_values(path)
         if png is not None:
             return png * VALUE_BYTES
         if path.lower().endswith(".npy"):
