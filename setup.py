@@ -20,11 +20,15 @@ import sys
 import tempfile
 import textwrap
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ["_convolve", "_learn", "_reverse", "_measure", "_openmp_helpers", "_restore"]
+KERNELS = ["_convolve", "_learn", "_reverse", "_measure", "_openmp_helpers", "_restore",
+           "_png_filter", "_block_cache"]
+# The one kernel built against NumPy's C API (its allocator interface, NumPy >= 1.22).
+NUMPY_API = {"_block_cache"}
 # The C the kernels include (cdef extern from "_simd.h"): a change rebuilds them.
 HEADERS = [os.path.join("src_c", name)
            for name in ("_simd.h", "_simd_typed.h", "_simd_correlate.h")]
@@ -144,9 +148,14 @@ extensions = [
               define_macros=([] if DEBUG else [("CYTHON_WITHOUT_ASSERTIONS", None)])
               # The plain C loops of src_c/_simd.h, as compilers without GCC
               # vector types build them (for testing those loops here).
-              + ([("REVDECONV_PORTABLE", None)] if PORTABLE else []))
+              + ([("REVDECONV_PORTABLE", None)] if PORTABLE else [])
+              + ([("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                  ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION")] if name in NUMPY_API else []))
     for name in KERNELS
 ]
+for extension in extensions:
+    if extension.name.split(".")[-1] in NUMPY_API:
+        extension.include_dirs.append(numpy.get_include())
 # Bounds and wraparound checks only in a debug build: the façade has validated
 # every shape, and the kernels index with raw pointers anyway.
 DIRECTIVES = {"language_level": 3, "boundscheck": DEBUG, "wraparound": DEBUG,

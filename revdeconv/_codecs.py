@@ -1,4 +1,4 @@
-"""Decoding image files for :mod:`revdeconv.io`, and its 16-bit PNG encoder.
+"""Decoding image files for :mod:`revdeconv.io`.
 
 Each reader returns :class:`Decoded`: float pixels in ``[0, 1]`` (alpha last),
 whether there is alpha, and the file's depth. :func:`decode` picks the reader
@@ -6,7 +6,6 @@ from the file's first bytes: TIFF through tifffile (Pillow when tifffile is
 missing or leaves a page to it, and only where Pillow reads the page at its
 depth), 16-bit colour PNG by Pillow's PNG decoder run once per byte of a
 sample (Pillow's own reading keeps 8 of the 16 bits), the rest by Pillow.
-:func:`png16` writes a 16-bit PNG (signature, IHDR, IDAT, IEND, with CRCs).
 """
 
 import contextlib
@@ -22,7 +21,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 INSTALL_TIFF = 'pip install "revdeconv[tiff]"'
 INSTALL_CODECS = "pip install imagecodecs"     # tifffile's decoders of LZW, JPEG, ...
 
-_PNG = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_ORIENTATION = 0x0112                                           # the EXIF tag
 _TIFF = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")     # classic and BigTIFF
 
 
@@ -39,10 +39,13 @@ class ImageReadError(OSError):
 
 
 class Decoded(NamedTuple):
-    """What a reader found: float pixels in [0, 1] (alpha last when ``has_alpha``)."""
+    """What a reader found: float pixels (alpha last when ``has_alpha``), in [0, 1]
+    for certain when ``exact`` (integers divided by their type's largest value),
+    else to be checked (float samples, or integers of fewer bits than their type)."""
     pixels: np.ndarray
     has_alpha: bool
     bits: int
+    exact: bool = False
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -66,7 +69,7 @@ def decode(path, page):
         if head[:4] in _TIFF:
             return _read_tiff(path, page)
         _one_page(path, page, 1)
-        if head[:8] == _PNG and head[24] == 16 and head[25] in (2, 4, 6):
+        if head[:8] == PNG_SIGNATURE and head[24] == 16 and head[25] in (2, 4, 6):
             return _read_png16(path)              # 16-bit colour: Pillow keeps 8 bits
         return _read_pillow(path)
 
@@ -150,8 +153,9 @@ def _read_pillow(path, frame=None, hint=None):
             _check_pillow_tiff(image, path, hint)
         key = image.info.get("transparency") if image.mode in ("L", "RGB", "I;16", "I;16B",
                                                                  "I;16L", "I") else None
-        image = ImageOps.exif_transpose(image)
         image.load()
+        if image.getexif().get(_ORIENTATION, 1) != 1:     # (else exif_transpose copies)
+            image = ImageOps.exif_transpose(image)
         return _pillow_pixels(image, key)
 
 
@@ -176,9 +180,10 @@ def _pillow_pixels(image, key=None):
         pixels, bits = _as_unit(values, 65535), 16
     else:
         pixels, bits = _as_unit(values, 1 if mode == "1" else 255), 8
+    exact = mode != "I"
     if key is not None and not isinstance(key, bytes):
-        return Decoded(np.dstack([pixels, _key_alpha(values, key)]), True, bits)
-    return Decoded(pixels, mode in ("LA", "RGBA"), bits)
+        return Decoded(np.dstack([pixels, _key_alpha(values, key)]), True, bits, exact)
+    return Decoded(pixels, mode in ("LA", "RGBA"), bits, exact)
 
 
 def _check_pillow_tiff(image, path, hint):
@@ -228,7 +233,7 @@ def _read_png16(path):
     with open(path, "rb") as f:
         data = f.read()
     with Image.open(io.BytesIO(data)) as image:      # Pillow's checks (size limit) and EXIF
-        orientation = image.getexif().get(0x0112, 1)
+        orientation = image.getexif().get(_ORIENTATION, 1)
     chunks = _png_chunks(data)
     width, height, _, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
     compressed = b"".join(body for kind, body in chunks if kind == b"IDAT")
@@ -246,7 +251,8 @@ def _read_png16(path):
     key = [body for kind, body in chunks if kind == b"tRNS"]
     if colour_type == 2 and key and len(key[0]) == 6:
         pixels = np.dstack([pixels, _key_alpha(values, struct.unpack(">HHH", key[0]))])
-    return Decoded(_upright(pixels, orientation), colour_type != 2 or bool(key), 16)
+    return Decoded(_upright(pixels, orientation), colour_type != 2 or bool(key), 16,
+                   exact=True)
 
 
 # TIFF --------------------------------------------------------------------------------
@@ -269,7 +275,7 @@ def png_values(path):
     """Values of a PNG file's pixels as :func:`decode` gives them, from its IHDR chunk
     (what a folder of PNG files reads most: no Pillow open); None for another file."""
     head = _magic(path)
-    if head[:8] != _PNG or head[12:16] != b"IHDR":
+    if head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
         return None
     width, height = struct.unpack(">II", head[16:24])
     channels = _PNG_CHANNELS.get(head[25])
@@ -395,7 +401,7 @@ def _tiff_pixels(page, values, path):
 
 
 def _upright_page(pixels, page, samples):
-    orientation = page.tags.get(274)
+    orientation = page.tags.get(_ORIENTATION)
     pixels = _upright(pixels, orientation.value if orientation is not None else 1)
     return pixels[:, :, 0] if samples == 1 else pixels
 
@@ -408,53 +414,3 @@ def _wide_int(values):
 
 
 # -- writing ---------------------------------------------------------------------------
-
-def png16(values, level=None):
-    """A 16-bit PNG file of ``values`` (uint16, ``(H, W)`` or ``(H, W, C)``, C in 1-4):
-    IHDR, IDAT (every row Paeth-filtered, compressed in bands of rows at zlib's
-    ``level``; None: level 1, run-length strategy) and IEND, each with its CRC (the
-    PNG specification, ISO/IEC 15948)."""
-    if values.ndim == 2:
-        values = values[:, :, None]
-    height, width, channels = values.shape
-    raw = values.astype(">u2").view(np.uint8).reshape(height, width * channels * 2)
-    compressor = (zlib.compressobj(1, strategy=zlib.Z_RLE) if level is None
-                  else zlib.compressobj(level))
-    data = []
-    for start in range(0, height, _PNG_BAND):
-        rows = raw[start:start + _PNG_BAND]
-        above = raw[start - 1:start - 1 + len(rows)] if start else \
-            np.vstack([np.zeros_like(rows[:1]), rows[:-1]])
-        data.append(compressor.compress(_paeth(rows, above, channels * 2).tobytes()))
-    data.append(compressor.flush())
-    data = b"".join(data)
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
-    return b"".join([_PNG, _png_chunk(b"IHDR", header)]
-                    + [_png_chunk(b"IDAT", data[n:n + _PNG_IDAT])
-                       for n in range(0, len(data), _PNG_IDAT)]
-                    + [_png_chunk(b"IEND", b"")])
-
-
-_PNG_BAND = 256              # rows filtered at once: bounds the temporaries
-_PNG_IDAT = 1 << 23          # bytes of compressed data per IDAT chunk
-
-
-def _paeth(rows, above, step):
-    """Rows of bytes (``above``: the row before each) with PNG filter 4 (Paeth), each
-    row led by its filter-type byte; ``step`` is the bytes per pixel."""
-    def shifted(array):                  # the byte one pixel to the left (0 at the edge)
-        out = np.zeros(array.shape, dtype=np.int16)
-        out[:, step:] = array[:, :-step]
-        return out
-    a, b, c = shifted(rows), above.astype(np.int16), shifted(above)
-    pa, pb, pc = np.abs(b - c), np.abs(a - c), np.abs(a + b - 2 * c)
-    predictor = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-    out = np.empty((rows.shape[0], rows.shape[1] + 1), dtype=np.uint8)
-    out[:, 0] = 4
-    out[:, 1:] = rows - predictor          # modulo 256, as the filter is defined
-    return out
-
-
-def _png_chunk(kind, body):
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))

@@ -11,6 +11,12 @@ Every report (a file failed, done, skipped, a warning) made on the pool is kept
 with its chunk's result and made again, in order, by the thread that takes the
 result (:func:`reported_by_caller`), so what a run prints does not depend on
 the number of threads.
+
+While :class:`Files` is open, the arrays its calls make take their memory from
+``_block_cache`` (when the extension is built): a freed image's block is kept for
+the next chunk's, instead of going back to the operating system and being
+faulted in again, page by page (0.4 ms per 180x250 RGB image where the
+benchmark runs).
 """
 
 import concurrent.futures
@@ -20,6 +26,11 @@ import threading
 import warnings
 
 from ._threads import pool_threads
+
+try:
+    from . import _block_cache
+except ImportError:             # no compiled extension: NumPy's own allocator
+    _block_cache = None
 
 __all__ = ["Deferred", "Files", "CHUNK_BYTES", "reported_by_caller"]
 
@@ -138,9 +149,27 @@ class Files:
 
     @contextlib.contextmanager
     def open(self):
-        if self.n_threads == 1:
-            yield self
+        with self._cache():
+            if self.n_threads == 1:
+                yield self
+                return
+            with self._pooled():
+                yield self
+
+    @contextlib.contextmanager
+    def _cache(self):
+        """Freed blocks kept, up to a chunk's bytes for each thread and one more."""
+        if _block_cache is None:
+            yield
             return
+        _block_cache.open_cache(CHUNK_BYTES * (self.n_threads + 1))
+        try:
+            yield
+        finally:
+            _block_cache.close_cache()
+
+    @contextlib.contextmanager
+    def _pooled(self):
         self._pool = concurrent.futures.ThreadPoolExecutor(
             self.n_threads, thread_name_prefix="revdeconv-files")
         warnings.showwarning = keep = _keeping_warnings(warnings.showwarning)
@@ -158,5 +187,16 @@ class Files:
         """A future of ``function(*args)``: on the pool, started now; in line, called
         when its result is asked for."""
         if self._pool is None:
-            return Deferred(function, *args)
-        return _Pooled(self._pool.submit(_on_pool, function, *args))
+            return Deferred(_cached, function, *args)
+        return _Pooled(self._pool.submit(_on_pool, _cached, function, *args))
+
+
+def _cached(function, *args):
+    """``function(*args)``, the arrays it makes on this thread from ``_block_cache``."""
+    if _block_cache is None:
+        return function(*args)
+    previous = _block_cache.use()
+    try:
+        return function(*args)
+    finally:
+        _block_cache.restore(previous)

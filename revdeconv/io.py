@@ -12,7 +12,7 @@ float32 (TIFF) files. Every file that cannot be read raises
 Formats. Pillow reads and writes what it holds exactly; two things it would
 reduce are done here instead: 16-bit colour PNG (Pillow keeps 8 of the 16
 bits; read with Pillow's own PNG decoder twice, once for each byte of a
-sample, and written by :func:`save_image`'s PNG writer) and TIFF, read
+sample) and TIFF, read
 through `tifffile <https://pypi.org/project/tifffile/>`_ when it is installed
 (``pip install "revdeconv[tiff]"``). Without it, a TIFF Pillow reads exactly
 (8 bits per sample, 16-bit or float grey) is read by Pillow, and any other
@@ -43,13 +43,13 @@ import os
 import re
 import secrets
 import warnings
-import zlib
 from typing import NamedTuple, Optional
 
 import numpy as np
 from PIL import Image
 
-from ._codecs import INSTALL_TIFF, ImageReadError, count_pages, decode, png16, tifffile_module
+from ._codecs import INSTALL_TIFF, ImageReadError, count_pages, decode, tifffile_module
+from ._png_encoder import png_bytes
 
 __all__ = ["ImageReadError", "Picture", "read_image", "load_image", "page_count", "save_image",
            "levels", "load_array", "save_array", "write_atomically", "remove_stale_temporaries",
@@ -62,7 +62,9 @@ BITS = (8, 16, 32)
 #: How PNG files are compressed when no level is given: zlib's fastest level with
 #: its run-length strategy, as OpenCV writes PNG. On photographs and filtered images
 #: the files come out as small as at Pillow's level 6 (within 1%) and are written
-#: 3 to 4 times faster (README, "PNG compression").
+#: 3 to 4 times faster (README, "PNG compression"). PNG files are written by this
+#: package's own writer (every row Paeth-filtered, the compiled loop releasing the
+#: GIL), 8- and 16-bit, grey or colour, with or without alpha.
 DEFAULT_PNG_COMPRESSION = None
 
 
@@ -143,7 +145,9 @@ def read_image(path, *, alpha="split", page=None):
                              or page < 0):
         raise ValueError(f"page must be a whole number from 0, got {page!r}")
     decoded = decode(path, page)
-    pixels, has_alpha = _clipped(decoded.pixels, path), decoded.has_alpha
+    pixels, has_alpha = decoded.pixels, decoded.has_alpha
+    if not decoded.exact:
+        pixels = _clipped(pixels, path)
     if not has_alpha or alpha == "last":
         return Picture(pixels, None, decoded.bits)
     # copies, not views: the array with alpha is not kept alive by them
@@ -267,8 +271,7 @@ def save_image(path, image, *, bits=8, png_compression=DEFAULT_PNG_COMPRESSION):
         ``(H, W)`` or ``(H, W, C)`` with ``C`` in 1-4, real values.
     bits : {8, 16, 32}, optional
         8 (default) for any format. 16 for PNG and TIFF, grey or colour (a
-        16-bit colour PNG is written by this module's PNG writer; a 16-bit
-        colour TIFF needs tifffile). 32: a float32 TIFF (colour needs tifffile).
+        16-bit colour TIFF needs tifffile). 32: a float32 TIFF (colour needs tifffile).
     png_compression : int or None, optional
         zlib's level for a PNG file, 0 (none, fastest) to 9 (smallest, slowest),
         with zlib's default strategy. None (default): level 1 with the run-length
@@ -322,8 +325,8 @@ def save_image(path, image, *, bits=8, png_compression=DEFAULT_PNG_COMPRESSION):
     else:
         stored = levels(np.asarray(array, dtype=np.float64), bits).astype(
             np.uint8 if bits == 8 else np.uint16)
-    if fmt == "PNG" and bits == 16 and colour:
-        write_atomically(path, lambda f: f.write(png16(stored, png_compression)))
+    if fmt == "PNG":
+        write_atomically(path, lambda f: f.write(png_bytes(stored, png_compression)))
     elif fmt == "TIFF" and bits > 8 and colour:
         tifffile = tifffile_module()
         if tifffile is None:
@@ -341,10 +344,7 @@ def save_image(path, image, *, bits=8, png_compression=DEFAULT_PNG_COMPRESSION):
         if bits == 16 and colour:
             raise OSError(f"cannot write a 16-bit colour image as {fmt}: use PNG or TIFF")
         picture = Image.fromarray(stored)     # L, LA, RGB, RGBA, I;16 or F by shape and dtype
-        options = {} if fmt != "PNG" else (
-            dict(compress_level=1, compress_type=zlib.Z_RLE) if png_compression is None
-            else dict(compress_level=png_compression))
-        write_atomically(path, lambda f: picture.save(f, format=fmt, **options))
+        write_atomically(path, lambda f: picture.save(f, format=fmt))
 
 
 def _is_level(value):

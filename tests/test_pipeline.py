@@ -237,3 +237,20 @@ def test_png_compression_on_the_command_line(tmp_path, rng, capsys):
         err = capsys.readouterr().err
         assert "--png-compression" in err and "a zlib level from 0" in err and bad in err
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_folder_run_gives_its_freed_images_blocks_again(tmp_path, rng, capsys, threads):
+    """The run's arrays come from ``_block_cache``, which gives a chunk the blocks the
+    chunks before it freed, and lets them all go when the run ends."""
+    block_cache = pytest.importorskip("revdeconv._block_cache")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(12):
+        save_image(folder / f"im{k:02d}.png", rng.random((120, 160, 3)))   # 450 KiB as floats
+    hits = block_cache.held()[2]
+    status, _ = run(capsys, "filter", folder, "--kernel", "blur", "--out", tmp_path / "out",
+                    "--memory", "2MB", "--threads", threads, "--quiet")
+    assert status == 0 and len(list((tmp_path / "out").iterdir())) == 12
+    assert block_cache.held()[2] > hits
+    assert block_cache.held()[:2] == (0, 0)
