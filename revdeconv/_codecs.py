@@ -18,10 +18,11 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import _png as png
+
 INSTALL_TIFF = 'pip install "revdeconv[tiff]"'
 INSTALL_CODECS = "pip install imagecodecs"     # tifffile's decoders of LZW, JPEG, ...
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _ORIENTATION = 0x0112                                           # the EXIF tag
 _TIFF = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")     # classic and BigTIFF
 
@@ -69,8 +70,12 @@ def decode(path, page):
         if head[:4] in _TIFF:
             return _read_tiff(path, page)
         _one_page(path, page, 1)
-        if head[:8] == PNG_SIGNATURE and head[24] == 16 and head[25] in (2, 4, 6):
-            return _read_png16(path)              # 16-bit colour: Pillow keeps 8 bits
+        if head[:8] == png.PNG_SIGNATURE:
+            plain = png.read_plain(path)
+            if plain is not None:
+                return _png_pixels(*plain)
+            if head[24] == 16 and head[25] in (2, 4, 6):
+                return _read_png16(path)          # 16-bit colour: Pillow keeps 8 bits
         return _read_pillow(path)
 
 
@@ -208,23 +213,13 @@ def _colour_name(image):
 
 # PNG, 16-bit colour -------------------------------------------------------------------
 
-def _png_chunks(data):
-    """(type, body) of each chunk, CRCs checked, up to IEND."""
-    position, chunks = 8, []
-    while True:
-        if position + 8 > len(data):
-            raise ValueError("truncated PNG file (no IEND chunk)")
-        length, kind = struct.unpack(">I4s", data[position:position + 8])
-        end = position + 12 + length
-        if end > len(data):
-            raise ValueError(f"truncated PNG file (in a {kind.decode('latin-1')} chunk)")
-        body = data[position + 8:end - 4]
-        if zlib.crc32(kind + body) != struct.unpack(">I", data[end - 4:end])[0]:
-            raise ValueError(f"broken PNG file (CRC error in a {kind.decode('latin-1')} chunk)")
-        chunks.append((kind, body))
-        if kind == b"IEND":
-            return chunks
-        position = end
+def _png_pixels(values, key):
+    """:class:`Decoded` of a plain PNG file's samples and transparent colour."""
+    pixels = _as_unit(values, 255 if values.dtype == np.uint8 else 65535)
+    bits = 8 * values.dtype.itemsize
+    if key is not None:
+        return Decoded(np.dstack([pixels, _key_alpha(values, key)]), True, bits, True)
+    return Decoded(pixels, values.ndim == 3 and values.shape[2] in (2, 4), bits, True)
 
 
 def _read_png16(path):
@@ -234,7 +229,7 @@ def _read_png16(path):
         data = f.read()
     with Image.open(io.BytesIO(data)) as image:      # Pillow's checks (size limit) and EXIF
         orientation = image.getexif().get(_ORIENTATION, 1)
-    chunks = _png_chunks(data)
+    chunks = png.chunks(data)
     width, height, _, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
     compressed = b"".join(body for kind, body in chunks if kind == b"IDAT")
     size = (width, height)
@@ -268,17 +263,16 @@ def tifffile_module():
 
 # PNG colour types (IHDR) and the channels a file of each is read as: a palette as
 # RGBA, as its size is counted whether or not it has transparency.
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}
 
 
 def png_values(path):
     """Values of a PNG file's pixels as :func:`decode` gives them, from its IHDR chunk
     (what a folder of PNG files reads most: no Pillow open); None for another file."""
     head = _magic(path)
-    if head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
+    if head[:8] != png.PNG_SIGNATURE or head[12:16] != b"IHDR":
         return None
     width, height = struct.unpack(">II", head[16:24])
-    channels = _PNG_CHANNELS.get(head[25])
+    channels = png.CHANNELS.get(head[25])
     if channels is None or width * height == 0:      # (no PNG: cut short, or not one)
         return None
     return width * height * channels

@@ -49,7 +49,7 @@ import numpy as np
 from PIL import Image
 
 from ._codecs import INSTALL_TIFF, ImageReadError, count_pages, decode, tifffile_module
-from ._png_encoder import png_bytes
+from ._png import png_bytes
 
 __all__ = ["ImageReadError", "Picture", "read_image", "load_image", "page_count", "save_image",
            "levels", "load_array", "save_array", "write_atomically", "remove_stale_temporaries",

@@ -1,10 +1,14 @@
 # cython: language_level=3
-"""PNG's Paeth filter (filter type 4 of the PNG specification, ISO/IEC 15948) over
-rows of bytes: the hot loop of revdeconv's PNG writer (``revdeconv._png_encoder.png_bytes``),
-which writes every row with this one filter.
+"""PNG's row filters (the PNG specification, ISO/IEC 15948, section 9): the hot loops
+of revdeconv's PNG writer, which writes every row with the Paeth filter (type 4),
+and of its reader, which undoes any of the five (``revdeconv._png``).
 
-The caller has checked the shapes; nothing here checks its input.
+The caller has checked the shapes; nothing here checks its input but the filter
+types, which come from the file.
 """
+
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
 
 cdef inline int _distance(int value) noexcept nogil:
     return value if value >= 0 else -value
@@ -12,13 +16,15 @@ cdef inline int _distance(int value) noexcept nogil:
 
 cdef inline unsigned char _predictor(int left, int up, int corner) noexcept nogil:
     """The byte the filter predicts from the bytes left of it, above it and above-left
-    (the specification's ``a``, ``b``, ``c``): whichever is nearest ``a + b - c``."""
-    cdef int to_left = _distance(up - corner)             # |p - a|, p = a + b - c
-    cdef int to_up = _distance(left - corner)             # |p - b|
+    (the specification's ``a``, ``b``, ``c``): whichever is nearest ``a + b - c``, the
+    first of them on a tie. Without branches (``&``, not ``and``): the choice follows
+    the image, and a mispredicted branch would cost more than the arithmetic."""
+    cdef int to_left = _distance(up - corner)               # |p - a|, p = a + b - c
+    cdef int to_up = _distance(left - corner)               # |p - b|
     cdef int to_corner = _distance(left + up - 2 * corner)  # |p - c|
-    if to_left <= to_up and to_left <= to_corner:
-        return <unsigned char> left
-    return <unsigned char> (up if to_up <= to_corner else corner)
+    cdef int up_or_corner = up if to_up <= to_corner else corner
+    return <unsigned char> (left if (to_left <= to_up) & (to_left <= to_corner)
+                            else up_or_corner)
 
 
 cdef void _filter_row(const unsigned char* row, const unsigned char* above, Py_ssize_t size,
@@ -57,3 +63,77 @@ def paeth_rows(const unsigned char[:, ::1] raw, Py_ssize_t start, Py_ssize_t sto
                 _first_row(&raw[0, 0], size, step, &out[0, 0])
             else:
                 _filter_row(&raw[r, 0], &raw[r - 1, 0], size, step, &out[r - start, 0])
+
+
+cdef void _unfilter_row(int kind, const unsigned char* row, const unsigned char* above,
+                        Py_ssize_t size, Py_ssize_t step, unsigned char* out) noexcept nogil:
+    """``out``: ``row`` (filtered by filter ``kind``, 0-4) with the prediction added
+    back, from the bytes already restored (left of it in ``out``, and ``above``)."""
+    cdef Py_ssize_t i
+    if kind == 0:
+        memcpy(out, row, size)
+    elif kind == 2:
+        for i in range(size):
+            out[i] = row[i] + above[i]
+    elif step == 3:                 # (a constant step: the pixel's bytes in registers)
+        _by_pixel(kind, row, above, size, 3, out)
+    elif step == 4:
+        _by_pixel(kind, row, above, size, 4, out)
+    elif step == 1:
+        _by_pixel(kind, row, above, size, 1, out)
+    elif step == 2:
+        _by_pixel(kind, row, above, size, 2, out)
+    elif step == 6:
+        _by_pixel(kind, row, above, size, 6, out)
+    else:
+        _by_pixel(kind, row, above, size, 8, out)
+
+
+cdef inline void _by_pixel(int kind, const unsigned char* row, const unsigned char* above,
+                           Py_ssize_t size, Py_ssize_t step, unsigned char* out) noexcept nogil:
+    """Filters 1 (Sub), 3 (Average) and 4 (Paeth) undone, a pixel at a time: each of
+    its ``step`` bytes (at most 8) depends on the byte a pixel to the left, kept in
+    ``left`` rather than read back from ``out``, so that the bytes' chains run side
+    by side."""
+    cdef int left[8]
+    cdef int corner[8]
+    cdef int up
+    cdef Py_ssize_t i = 0, k
+    for k in range(step):
+        left[k] = 0
+        corner[k] = 0
+    while i < size:
+        for k in range(step):
+            up = above[i + k]
+            if kind == 1:
+                left[k] = (row[i + k] + left[k]) & 255
+            elif kind == 3:
+                left[k] = (row[i + k] + ((left[k] + up) >> 1)) & 255
+            else:
+                left[k] = (row[i + k] + _predictor(left[k], up, corner[k])) & 255
+            out[i + k] = <unsigned char> left[k]
+            corner[k] = up
+        i += step
+
+
+def unfilter_rows(const unsigned char[::1] data, Py_ssize_t step, unsigned char[:, ::1] out):
+    """``out`` (rows of bytes) from ``data``: as many rows, each of one more byte, its
+    filter type (0-4) first. Returns the first row whose type is another, else -1
+    (the rows before it are restored). ``step``: bytes per pixel."""
+    cdef Py_ssize_t r, height = out.shape[0], size = out.shape[1], bad = -1
+    cdef const unsigned char* row
+    cdef unsigned char* zeros
+    with nogil:
+        zeros = <unsigned char*> calloc(size + 1, 1)       # the row above the first
+        if zeros == NULL:
+            with gil:
+                raise MemoryError()
+        for r in range(height):
+            row = &data[r * (size + 1)]
+            if row[0] > 4:
+                bad = r
+                break
+            _unfilter_row(row[0], row + 1, &out[r - 1, 0] if r else zeros, size, step,
+                          &out[r, 0])
+        free(zeros)
+    return bad
