@@ -29,7 +29,7 @@ from .io import ImageReadError, Picture, load_array, load_image, page_count, rea
 
 __all__ = ["ALPHA", "DEFAULT_ALPHA", "BITS", "Page", "pages", "read", "key", "block_mean",
            "zoom_alpha", "with_alpha", "output_bits", "check_bits", "learning_channels",
-           "load_rgb"]
+           "load_rgb", "by_channels", "columns"]
 
 ALPHA = ("keep", "drop", "filter")
 DEFAULT_ALPHA = "keep"
@@ -252,3 +252,18 @@ def load_rgb(paths, fail=None):
             continue
         images.append(_as_rgb(image))
     return images
+
+
+def by_channels(items):
+    """Group (path, array, ...) items by layout, channel count and dtype: one compiled
+    call each, and every image computed in its own dtype whatever else the chunk holds."""
+    groups = {}
+    for item in items:
+        array = item[1]
+        groups.setdefault((array.shape[2:], array.dtype), []).append(item)
+    return list(groups.values())
+
+
+def columns(items):
+    """(path, a, b, ...) items as the lists [a, ...], [b, ...]: what ``compute`` takes."""
+    return [list(column) for column in zip(*items)][1:]

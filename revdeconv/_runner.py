@@ -62,10 +62,12 @@ class Run(Tally):
         self.recursive, self.out_file = recursive, out_file
         self._rel, self._claimed, self._folded = {}, {}, {}
         self._kept, self._carry = {}, None
+        self._targets, self._folders = {}, set()      # output paths, folders made
 
     def __getstate__(self):     # to a cluster's worker (_cluster): absolute paths (it has
         # its own working folder), not the stream, the cluster or what this run claimed
         return dict(self.__dict__, stream=None, cluster=None, _claimed={}, _folded={}, _kept={},
+                    _targets={}, _folders=set(),
                     files=Files(1), _stop=None,
                     out=self.out and os.path.abspath(self.out),
                     _rel={_pixels.absolute(path): rel for path, rel in self._rel.items()})
@@ -104,7 +106,11 @@ class Run(Tally):
 
     def output_path(self, path):
         """Where the output for input ``path`` goes: OUT/<name>.<format>, inside OUT."""
-        return os.path.join(self.out, self._rel.get(path, ""), _pixels.stem(path) + FORMATS[self.fmt])
+        target = self._targets.get(path)
+        if target is None:
+            target = self._targets[path] = os.path.join(
+                self.out, self._rel.get(path, ""), _pixels.stem(path) + FORMATS[self.fmt])
+        return target
 
     def pending(self, paths):
         """The inputs still to do: outputs that exist are skipped unless ``overwrite``;
@@ -141,7 +147,10 @@ class Run(Tally):
     def _save(self, target, array, carried, bits):
         """Write one output: alpha carried to the output's geometry (``--alpha keep``),
         as ``.npy`` or an image file."""
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+        folder = os.path.dirname(target)
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
         if carried is not None:
             carry, path, alpha = carried
             array = _pixels.with_alpha(array, carry(path, alpha, array.shape[:2]))
@@ -194,7 +203,7 @@ class Run(Tally):
         A Ctrl-C lets the chunks at work finish their group (files whole, counted) and
         drops the rest. A cluster's worker runs it on its partition."""
         running, last_fits, self._stop = [], True, threading.Event()
-        ahead = self.files.n_threads if self.files.overlapped else 1   # (in line: lazy)
+        ahead = 2 * self.files.n_threads if self.files.overlapped else 1   # (in line: lazy)
         try:
             for batch, fits in self._plan(files):
                 if running and not (fits and last_fits):
@@ -304,7 +313,7 @@ class Run(Tally):
         """:meth:`fold_pairs`'s loop over ``pairs``, from ``carried``: the last one."""
         for group in self._groups(pairs, prepare=prepare):
             try:
-                carried = step(*_columns(group), carried)
+                carried = step(*_pixels.columns(group), carried)
             except ValueError as exc:
                 for path, *_ in group:
                     self.fail(path, str(exc))
@@ -332,8 +341,8 @@ class Run(Tally):
             yield from self._grouped(loaded, attach, prepare)
 
     def _grouped(self, loaded, attach=None, prepare=None):
-        """A loaded chunk split :func:`by_channels`; ``attach(path)`` adds a value to each
-        item (see :meth:`process`). A group the caller has cleared holds no image while
+        """A loaded chunk split by channel layout (:func:`revdeconv._pixels.by_channels`);
+        ``attach(path)`` adds a value to each item (see :meth:`process`). A group the caller has cleared holds no image while
         the next one is computed."""
         if attach is not None:
             attached = []
@@ -345,7 +354,7 @@ class Run(Tally):
             loaded, attached = attached, None
         if prepare is not None:
             loaded = prepare(loaded)
-        groups = by_channels(loaded)
+        groups = _pixels.by_channels(loaded)
         del loaded
         while groups:
             yield groups.pop(0)
@@ -355,12 +364,13 @@ class Run(Tally):
         image), on each item alone, so only the bad ones fail. Returns (path, result);
         a result that is an exception fails its item."""
         try:
-            results = list(zip((item[0] for item in items), compute(*_columns(items))))
+            results = list(zip((item[0] for item in items),
+                               compute(*_pixels.columns(items))))
         except ValueError:
             results = []
             for item in items:
                 try:
-                    results.append((item[0], compute(*_columns([item]))[0]))
+                    results.append((item[0], compute(*_pixels.columns([item]))[0]))
                 except ValueError as exc:   # the item alone was "[0]" of its list
                     self.fail(item[0], str(exc).replace("[0]", "", 1))
         kept = []
@@ -443,18 +453,3 @@ class Run(Tally):
 
 class _Unreadable(Exception):
     """A file of an item could not be read (already reported)."""
-
-
-def by_channels(items):
-    """Group (path, array, ...) items by layout, channel count and dtype: one compiled
-    call each, and every image computed in its own dtype whatever else the chunk holds."""
-    groups = {}
-    for item in items:
-        array = item[1]
-        groups.setdefault((array.shape[2:], array.dtype), []).append(item)
-    return list(groups.values())
-
-
-def _columns(items):
-    """(path, a, b, ...) items as the lists [a, ...], [b, ...]: what ``compute`` takes."""
-    return [list(column) for column in zip(*items)][1:]
