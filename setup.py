@@ -26,7 +26,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 KERNELS = ["_convolve", "_learn", "_reverse", "_measure", "_openmp_helpers", "_restore",
-           "_png_filter", "_block_cache"]
+           "_png_filter", "_block_cache", "_levels"]
 # The one kernel built against NumPy's C API (its allocator interface, NumPy >= 1.22).
 NUMPY_API = {"_block_cache"}
 # The C the kernels include (cdef extern from "_simd.h"): a change rebuilds them.

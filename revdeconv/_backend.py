@@ -13,7 +13,7 @@ import warnings
 from . import _numpy_backend, _restore_numpy
 
 COMPILED_MODULES = ("_openmp_helpers", "_convolve", "_learn", "_reverse", "_measure",
-                    "_restore", "_png_filter", "_block_cache")
+                    "_restore", "_png_filter", "_block_cache", "_levels")
 
 try:
     # One by one, so that a missing module is named in the error.

@@ -106,9 +106,9 @@ class Run(Tally):
 
     def output_path(self, path):
         """Where the output for input ``path`` goes: OUT/<name>.<format>, inside OUT."""
-        target = self._targets.get(path)
+        target = self._targets.get(_pixels.key(path))
         if target is None:
-            target = self._targets[path] = os.path.join(
+            target = self._targets[_pixels.key(path)] = os.path.join(
                 self.out, self._rel.get(path, ""), _pixels.stem(path) + FORMATS[self.fmt])
         return target
 

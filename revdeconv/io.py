@@ -40,8 +40,6 @@ Examples
 import io
 import operator
 import os
-import re
-import secrets
 import warnings
 from typing import NamedTuple, Optional
 
@@ -49,7 +47,13 @@ import numpy as np
 from PIL import Image
 
 from ._codecs import INSTALL_TIFF, ImageReadError, count_pages, decode, tifffile_module
+from ._atomic import remove_stale_temporaries, write_atomically
 from ._png import png_bytes
+
+try:
+    from . import _levels
+except ImportError:                     # no compiled extension: levels() in NumPy
+    _levels = None
 
 __all__ = ["ImageReadError", "Picture", "read_image", "load_image", "page_count", "save_image",
            "levels", "load_array", "save_array", "write_atomically", "remove_stale_temporaries",
@@ -317,14 +321,8 @@ def save_image(path, image, *, bits=8, png_compression=DEFAULT_PNG_COMPRESSION):
         raise ValueError(f"cannot tell the image format from the file name {path!r}")
     if bits == 32 and fmt != "TIFF":
         raise ValueError(f"bits=32 (float32) is for TIFF files (.tif, .tiff), not {fmt}")
-    if not np.isfinite(array).all():
-        raise ValueError("image must hold finite values only")
     colour = array.ndim == 3
-    if bits == 32:
-        stored = array.astype(np.float32)
-    else:
-        stored = levels(np.asarray(array, dtype=np.float64), bits).astype(
-            np.uint8 if bits == 8 else np.uint16)
+    stored = _stored(array, bits)
     if fmt == "PNG":
         write_atomically(path, lambda f: f.write(png_bytes(stored, png_compression)))
     elif fmt == "TIFF" and bits > 8 and colour:
@@ -347,89 +345,28 @@ def save_image(path, image, *, bits=8, png_compression=DEFAULT_PNG_COMPRESSION):
         write_atomically(path, lambda f: picture.save(f, format=fmt))
 
 
+def _stored(array, bits):
+    """The samples of ``array`` stored at ``bits`` bits (float32 at 32, else the
+    :func:`levels` as integers); ValueError when a value is not finite. A float image
+    goes through the compiled loop (one pass, the GIL released) when it is built."""
+    if _levels is not None and bits != 32 and array.dtype in (np.float32, np.float64):
+        values = np.ascontiguousarray(array)
+        stored = np.empty(values.shape, np.uint8 if bits == 8 else np.uint16)
+        if _levels.stored_levels(values.reshape(-1), stored.reshape(-1), 2.0 ** bits - 1):
+            return stored
+    elif np.isfinite(array).all():
+        return array.astype(np.float32) if bits == 32 else levels(
+            np.asarray(array, dtype=np.float64), bits).astype(
+                np.uint8 if bits == 8 else np.uint16)
+    raise ValueError("image must hold finite values only")
+
+
 def _is_level(value):
     """Whether ``value`` is a zlib level: an integer (not a bool, nor a float) 0-9."""
     try:
         return not isinstance(value, bool) and operator.index(value) in range(10)
     except TypeError:
         return False
-
-
-def write_atomically(path, write):
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to
-    ``path``: the file appears whole or not at all (an error or Ctrl-C midway
-    leaves the old file, or none, and no temporary file).
-
-    The temporary file, ``.<name>.revdeconv-<8 hex digits>``, is created with mode
-    ``0o666`` and the operating system applies the umask, as for any new file: the
-    umask is never read, so no process-wide state changes (threads write at once
-    safely). A process killed midway leaves it behind; :func:`remove_stale_temporaries`
-    removes it.
-    """
-    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
-    handle, temporary = _create_temporary(folder, name)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            write(f)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
-_TEMPORARY = re.compile(r"\.(.+)\.revdeconv-[0-9a-f]{8}\Z", re.DOTALL)
-
-
-def _create_temporary(folder, name):
-    """A new file ``.<name>.revdeconv-<random>`` in ``folder``: (descriptor, path)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        temporary = os.path.join(folder, f".{name}.revdeconv-{secrets.token_hex(4)}")
-        try:
-            return os.open(temporary, flags, 0o666), temporary
-        except FileExistsError:         # (one in 4 billion: draw again)
-            continue
-    raise FileExistsError(f"no free temporary name for {name!r} in {folder!r}")
-
-
-def remove_stale_temporaries(paths, before):
-    """Remove the temporary files :func:`write_atomically` left beside ``paths`` (a
-    process killed while writing) last modified before ``before`` (``time.time()``):
-    only those, never another file. Returns the paths removed.
-
-    Examples
-    --------
-    >>> import os, tempfile, time
-    >>> from revdeconv.io import remove_stale_temporaries
-    >>> folder = tempfile.mkdtemp()
-    >>> left = os.path.join(folder, ".a.png.revdeconv-0123abcd")
-    >>> open(left, "wb").close()
-    >>> [os.path.basename(p) for p in remove_stale_temporaries(
-    ...     [os.path.join(folder, "a.png")], time.time() + 1)]
-    ['.a.png.revdeconv-0123abcd']
-    """
-    names = {}
-    for path in paths:
-        folder, name = os.path.split(os.path.abspath(os.fspath(path)))
-        names.setdefault(folder, set()).add(name)
-    removed = []
-    for folder, wanted in names.items():
-        try:
-            entries = os.listdir(folder)
-        except OSError:                 # no folder yet: nothing was left there
-            continue
-        for entry in entries:
-            match = _TEMPORARY.match(entry)
-            if not match or match.group(1) not in wanted:
-                continue
-            temporary = os.path.join(folder, entry)
-            try:
-                if os.lstat(temporary).st_mtime < before:
-                    os.unlink(temporary)
-                    removed.append(temporary)
-            except OSError:             # gone already, or not ours to remove
-                continue
-    return removed
 
 
 def load_array(path):

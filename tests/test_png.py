@@ -239,3 +239,31 @@ def test_the_numpy_fallback_reads_with_pillow(rng, tmp_path, monkeypatch):
     slow = _codecs.decode(tmp_path / "a.png", None)
     np.testing.assert_array_equal(fast.pixels, slow.pixels)
     assert fast[1:] == slow[1:]
+
+
+# -- levels ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", [8, 16])
+def test_compiled_levels_are_numpys(dtype, bits, rng):
+    """The compiled levels of ``save_image`` against ``io.levels`` (in NumPy): values
+    past both ends, halves exactly between two levels, and every level's neighbours."""
+    levels_module = pytest.importorskip("revdeconv._levels")
+    top = 2 ** bits - 1
+    edges = (np.arange(top + 1) + 0.5) / top
+    values = np.concatenate([rng.normal(0.5, 0.7, 5000), edges, np.nextafter(edges, 0),
+                             np.nextafter(edges, 1), [0.0, -0.0, 1.0, -1e30, 1e30]])
+    values = values.astype(dtype)
+    stored = np.empty(values.shape, np.uint8 if bits == 8 else np.uint16)
+    assert levels_module.stored_levels(values, stored, float(top))
+    from revdeconv.io import levels
+    np.testing.assert_array_equal(stored, levels(values.astype(np.float64), bits))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_value_not_finite_is_refused_before_anything_is_written(bad, tmp_path):
+    image = np.full((4, 5, 3), 0.5, dtype=np.float32)
+    image[2, 3, 1] = bad
+    with pytest.raises(ValueError, match="finite"):
+        save_image(tmp_path / "a.png", image)
+    assert not list(tmp_path.iterdir())
