@@ -66,16 +66,19 @@ cdef inline size_t _capacity(char* block) noexcept nogil:
 
 cdef char* _reused(size_t size) noexcept nogil:
     """The block best fitting ``size`` (capacity from ``size`` to ``size + size / 8``),
-    taken from the cache; NULL when there is none."""
+    the newest of those that fit exactly (the likeliest still in the processor's
+    caches), taken from the cache; NULL when there is none."""
     cdef Py_ssize_t i, best = -1
     cdef char* block = NULL
     if size < SMALLEST:
         return NULL
     PyThread_acquire_lock(_cache.lock, WAIT_LOCK)
-    for i in range(_cache.count):
+    for i in range(_cache.count - 1, -1, -1):
         if size <= _capacity(_cache.blocks[i]) <= size + size // 8 and (
                 best < 0 or _capacity(_cache.blocks[i]) < _capacity(_cache.blocks[best])):
             best = i
+            if _capacity(_cache.blocks[i]) == size:
+                break
     if best >= 0:
         block = _drop(best)
         _cache.hits += 1
