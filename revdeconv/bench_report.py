@@ -51,7 +51,9 @@ def header_lines(result):
         f"- command: `{result.command}`",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['platform']}",
         f"- revdeconv {c['revdeconv']} ({backend}); Python {m['python']}, NumPy "
-        f"{c['numpy']}, cv2 {c['cv2']}, SciPy {c['scipy']}, matplotlib {c['matplotlib']}",
+        f"{c['numpy']}, cv2 {c['cv2']}, SciPy {c['scipy']}, matplotlib {c['matplotlib']}, "
+        f"isal {c.get('isal', 'not installed')} (the PNG files' inflate where installed, "
+        f"else zlib's)",
         f"- thread pools: {'; '.join(c['thread_pools']) or 'none found'}",
         f"- kernels: one {h}x{w} RGB float32 image ({result.size}); best of {result.repeat} "
         f"after a warm-up (the NumPy SGD pass: one run)",

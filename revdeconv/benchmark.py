@@ -105,8 +105,9 @@ def machine_info():
         (``os.cpu_count()``), ``platform``, ``python``.
     software : dict
         What :func:`revdeconv.config` says (version, backend, compiled, OpenMP,
-        default threads), the NumPy, cv2, SciPy, matplotlib and threadpoolctl
-        versions (or ``"not installed"``), and the thread pools in the process.
+        default threads), the NumPy, cv2, SciPy, matplotlib, threadpoolctl and isal
+        (PNG reading, ``revdeconv[fast]``) versions (or ``"not installed"``), and the
+        thread pools in the process.
 
     Examples
     --------
@@ -122,7 +123,7 @@ def machine_info():
                 "default_threads": info["threads"], "import_error": info["import_error"],
                 "numpy": info["numpy"]}
     software.update({name: _version(name)
-                     for name in ("cv2", "scipy", "matplotlib", "threadpoolctl")})
+                     for name in ("cv2", "scipy", "matplotlib", "threadpoolctl", "isal")})
     software["thread_pools"] = _thread_pools()
     return machine, software
 

@@ -267,3 +267,28 @@ def test_a_value_not_finite_is_refused_before_anything_is_written(bad, tmp_path)
     with pytest.raises(ValueError, match="finite"):
         save_image(tmp_path / "a.png", image)
     assert not list(tmp_path.iterdir())
+
+
+@compiled
+@pytest.mark.parametrize("inflater", ["zlib", "isal"])
+def test_both_inflaters_read_the_same_pixels(inflater, rng, tmp_path, monkeypatch):
+    """zlib, and python-isal (``revdeconv[fast]``) where it is installed; a damaged
+    stream is given up by either (Pillow then says what is wrong)."""
+    if inflater == "isal":
+        monkeypatch.setattr(_png, "_inflate", pytest.importorskip("isal.isal_zlib"))
+    else:
+        monkeypatch.setattr(_png, "_inflate", zlib)
+    values = rng.integers(0, 256, (50, 61, 3), dtype=np.uint8)
+    values[10:30] = values[10]
+    (tmp_path / "a.png").write_bytes(png_file(values, [k % 5 for k in range(50)]))
+    np.testing.assert_array_equal(read_plain(tmp_path / "a.png")[0], values)
+    data = png_file(values, [4] * 50)
+    idat = data.index(b"IDAT") + 4
+    broken = data[:idat + 40] + bytes(b ^ 0x55 for b in data[idat + 40:idat + 60]) + data[idat + 60:]
+    kind = b"IDAT"
+    body = broken[idat:broken.index(b"IEND") - 8]
+    broken = broken[:idat + len(body)] + struct.pack(">I", zlib.crc32(kind + body)) + \
+        broken[idat + len(body) + 4:]                    # (a CRC that holds: zlib must see it)
+    (tmp_path / "b.png").write_bytes(broken)
+    assert _png.chunks(broken)[1][0] == b"IDAT"      # the chunks hold; the stream does not
+    assert read_plain(tmp_path / "b.png") is None
