@@ -1,7 +1,8 @@
 """Spreading a run's files over a pool of threads.
 
 A folder run spends most of its time decoding and encoding files (PNG's zlib
-above all), which Pillow does with the GIL released. With ``n_threads`` above
+above all), done with the GIL released (zlib, the compiled PNG row filters,
+Pillow for other formats). With ``n_threads`` above
 one, :class:`Files` runs the run's chunks of files on a pool of that many
 threads, each chunk read, computed and written on one of them, while the run's
 own thread plans the next ones. On one thread nothing is overlapped: a chunk is
