@@ -66,12 +66,12 @@ def count_pages(path):
 def decode(path, page):
     """The pixels of ``path`` (page ``page`` of a TIFF) as :class:`Decoded`."""
     with reading(path):
-        head = _magic(path)
+        head, whole = _magic(path, whole_png=True)
         if head[:4] in _TIFF:
             return _read_tiff(path, page)
         _one_page(path, page, 1)
-        if head[:8] == png.PNG_SIGNATURE:
-            plain = png.read_plain(path)
+        if whole is not None:
+            plain = png.read_plain(whole)
             if plain is not None:
                 return _png_pixels(*plain)
             if head[24] == 16 and head[25] in (2, 4, 6):
@@ -105,9 +105,19 @@ class _PageError(Exception):
     """``page`` missing or out of range (a ValueError for the caller)."""
 
 
-def _magic(path):
-    with open(path, "rb") as f:
-        return f.read(32).ljust(32, b"\0")
+def _magic(path, whole_png=False):
+    """The file's first 32 bytes (zeros past its end); with ``whole_png``, and the whole
+    file when it is a PNG (else None), from the one open."""
+    handle = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        head = os.read(handle, 32)
+        whole = None
+        if whole_png and head[:8] == png.PNG_SIGNATURE:
+            with open(handle, "rb", closefd=False) as f:
+                whole = head + f.read()
+    finally:
+        os.close(handle)
+    return (head.ljust(32, b"\0"), whole) if whole_png else head.ljust(32, b"\0")
 
 
 def _one_page(path, page, count):

@@ -15,6 +15,7 @@ import glob
 import os
 import re
 import signal
+import stat
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -190,6 +191,24 @@ def refuse_overwriting(outputs, inputs):
                 what = f"the output {target} (of {source}) would replace the input {victim}"
             raise ValueError(f"{what}: nothing was written; give --out a place outside "
                              f"the inputs")
+
+
+def resolved(target, folders):
+    """``(real path, whether it exists)`` of the file ``target``, from one ``lstat``: its
+    folder's real path (computed once, kept in ``folders``) and its name, unless the
+    file is a link (then followed)."""
+    try:
+        link = stat.S_ISLNK(os.lstat(target).st_mode)
+    except OSError:                     # not there (or not reachable): as realpath says
+        link, exists = False, False
+    else:
+        exists = True
+    if link:
+        return os.path.realpath(target), os.path.exists(target)
+    folder, name = os.path.split(target)
+    if folder not in folders:
+        folders[folder] = os.path.realpath(folder)
+    return os.path.join(folders[folder], name), exists
 
 
 def case_insensitive(folder):

@@ -127,14 +127,14 @@ _PLAIN_TYPES = (0, 2, 4, 6)                 # no palette
 _TEXT = (b"tEXt", b"zTXt", b"iTXt")
 
 
-def read_plain(path):
-    """``(values, key)`` of a plain PNG file: its samples (uint8 or uint16, ``(H, W)``
-    for grey, else ``(H, W, C)``) and its transparent colour (tRNS; None when it has
-    none); None for any other file, and for any file without the compiled extension."""
+def read_plain(data):
+    """``(values, key)`` of a plain PNG file (``data``, its bytes): its samples (uint8
+    or uint16, ``(H, W)`` for grey, else ``(H, W, C)``) and its transparent colour
+    (tRNS; None when it has none); None for any other file, and for any file without
+    the compiled extension."""
     if _png_filter is None:
         return None
-    with open(path, "rb") as f:
-        data = memoryview(f.read())
+    data = memoryview(data)
     try:
         found = chunks(data)
     except (ValueError, struct.error):

@@ -24,7 +24,8 @@ from . import _pixels
 from ._pipeline import CHUNK_BYTES, Deferred, Files
 from ._tally import Interrupted, Tally  # noqa: F401 (Interrupted: the command line's)
 from ._inputs import (case_insensitive, expand, expand_inputs, footprint,  # noqa: F401
-                      reason, refuse_overwriting, sigint_deferred)   # (expand_inputs: cli's)
+                      reason, refuse_overwriting, resolved,  # (expand_inputs: cli's)
+                      sigint_deferred)
 from ._options import DEFAULT_MEMORY
 from ._pixels import load_rgb  # noqa: F401 (the command line's)
 from .io import (DEFAULT_PNG_COMPRESSION, ImageReadError, remove_stale_temporaries,
@@ -115,17 +116,18 @@ class Run(Tally):
     def pending(self, paths):
         """The inputs still to do: outputs that exist are skipped unless ``overwrite``;
         two inputs with one output (by the file it is) are an error for the second."""
-        todo = []
+        todo, folders = [], {}
         for path in paths:
             target = self.output_path(path)
-            key = os.path.normcase(os.path.realpath(target))
+            real, exists = resolved(target, folders)
+            key = os.path.normcase(real)
             twin = self._folded.setdefault(key.casefold(), key)
             if key in self._claimed or (twin != key and case_insensitive(self.out)):
                 self.fail(path, f"its output {target} is also the output of "
                                 f"{self._claimed[key if key in self._claimed else twin]}")
                 continue
             self._claimed[key] = path
-            if os.path.exists(target) and not self.overwrite:
+            if exists and not self.overwrite:
                 self.skipped += 1
                 continue
             todo.append(path)

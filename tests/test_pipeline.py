@@ -3,6 +3,7 @@ write exactly what a run on one thread does; PNG compression is chosen and can b
 given (``--png-compression``)."""
 
 import io
+import os
 import threading
 import time
 import warnings
@@ -254,3 +255,19 @@ def test_a_folder_run_gives_its_freed_images_blocks_again(tmp_path, rng, capsys,
     assert status == 0 and len(list((tmp_path / "out").iterdir())) == 12
     assert block_cache.held()[2] > hits
     assert block_cache.held()[:2] == (0, 0)
+
+
+def test_resolved_is_realpath_and_exists_from_one_lstat(tmp_path):
+    """What ``pending`` takes for each output: the real path (the folder's link
+    followed, and the file's own when it is a link) and whether the file is there."""
+    from revdeconv._inputs import resolved
+    (tmp_path / "real").mkdir()
+    (tmp_path / "via").symlink_to(tmp_path / "real")
+    (tmp_path / "real" / "a.png").write_bytes(b"x")
+    (tmp_path / "real" / "link.png").symlink_to(tmp_path / "real" / "a.png")
+    (tmp_path / "real" / "dangling.png").symlink_to(tmp_path / "real" / "none.png")
+    folders = {}
+    for name in ("a.png", "b.png", "link.png", "dangling.png"):
+        target = str(tmp_path / "via" / name)
+        assert resolved(target, folders) == (os.path.realpath(target), os.path.exists(target))
+    assert list(folders) == [str(tmp_path / "via")]          # the folder resolved once
