@@ -9,8 +9,9 @@ correlation, cropped to the valid region and subsampled), the clip and the 8-bit
 rounding, ``cv2.imwrite``. ``deconvolve`` undoes it on ``filter``'s outputs; OpenCV
 has no reverse solve, so its loop calls :func:`revdeconv.deconvolve` between
 ``cv2.imread`` and ``cv2.imwrite``: what the command adds around the same
-computation. Every run writes into a new, empty folder (made and removed outside
-the timing), and each loop runs on one thread (``cv2.setNumThreads(1)``,
+computation. Every run writes into a new, empty folder (made outside the timing,
+once the disk has flushed the runs before; removed when the benchmark ends), and
+each loop runs on one thread (``cv2.setNumThreads(1)``,
 ``n_threads=1``), one file after another.
 """
 
@@ -87,7 +88,12 @@ def _levels(path):
 
 
 class _Outputs:
-    """A new, empty output folder for each run, removed after it (outside the timing)."""
+    """A new, empty output folder for each run, and the disk settled before it: the
+    writes of the runs before are flushed (``os.sync``), and no folder is removed
+    until the benchmark ends (the base is its caller's to remove). Removing a
+    thousand files just before a run made the next run's file creations wait on
+    the disk's work for it, for every implementation alike: on this project's
+    machine some runs took twice their time."""
 
     def __init__(self, base):
         self.base, self.current, self._count = base, None, itertools.count()
@@ -96,10 +102,8 @@ class _Outputs:
     def fresh(self):
         self.current = os.path.join(self.base, f"run{next(self._count)}")
         os.makedirs(self.current)
-        try:
-            yield
-        finally:
-            shutil.rmtree(self.current, ignore_errors=True)
+        getattr(os, "sync", lambda: None)()           # (Unix only)
+        yield
 
 
 def _command(main, name, source, out, n_threads):

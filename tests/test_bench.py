@@ -215,10 +215,12 @@ def test_the_folder_cases_time_the_command_and_the_opencv_loop_on_the_same_files
     assert all(r.seconds > 0 and r.images == 6 for r in rows)
     loops = [r for r in rows if r.implementation == _bench_cases.OPENCV_LOOP]
     assert [r.note for r in loops] == ["outputs: 6 of 6 files identical to the command's"] * 2
-    # each timed run wrote into a folder of its own, removed after it
+    # each timed run wrote into a folder of its own (kept until the benchmark ends)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "check", "cv2", "deconvolve", "filter", "filtered", "photos"]
-    assert not list((tmp_path / "filter").iterdir())
+    runs = sorted((tmp_path / "filter").iterdir())
+    assert [p.name for p in runs] == ["run0", "run1", "run2"]
+    assert all(len(list(p.iterdir())) == 6 for p in runs)
 
 
 def test_compare_folders_finds_a_changed_and_a_missing_file(tmp_path):
