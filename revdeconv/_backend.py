@@ -10,10 +10,10 @@ import importlib
 import os
 import warnings
 
-from . import _numpy_backend, _restore_numpy
+from . import _native, _numpy_backend, _restore_numpy
 
 COMPILED_MODULES = ("_openmp_helpers", "_convolve", "_learn", "_reverse", "_measure",
-                    "_restore", "_png_filter", "_block_cache", "_levels")
+                    "_restore")
 
 try:
     # One by one, so that a missing module is named in the error.
@@ -27,7 +27,7 @@ else:
     IMPORT_ERROR = None
 
 BACKENDS = ("compiled", "numpy")
-ENV_VAR = "REVDECONV_BACKEND"
+ENV_VAR = _native.ENV_VAR        # (the file and memory helpers follow it: _native)
 
 
 def _default_backend():

@@ -4,8 +4,10 @@ Each reader returns :class:`Decoded`: float pixels in ``[0, 1]`` (alpha last),
 whether there is alpha, and the file's depth. :func:`decode` picks the reader
 from the file's first bytes: TIFF through tifffile (Pillow when tifffile is
 missing or leaves a page to it, and only where Pillow reads the page at its
-depth), 16-bit colour PNG by Pillow's PNG decoder run once per byte of a
-sample (Pillow's own reading keeps 8 of the 16 bits), the rest by Pillow.
+depth), plain PNG (8 or 16 bits, no palette, not interlaced, no EXIF) by
+:mod:`revdeconv._png` in one read with the GIL released, a 16-bit colour PNG it
+leaves by Pillow's PNG decoder run once per byte of a sample (Pillow's own
+reading keeps 8 of the 16 bits), the rest by Pillow.
 """
 
 import contextlib
@@ -75,7 +77,7 @@ def decode(path, page):
             if plain is not None:
                 return _png_pixels(*plain)
             if head[24] == 16 and head[25] in (2, 4, 6):
-                return _read_png16(path)          # 16-bit colour: Pillow keeps 8 bits
+                return _read_png16(whole)         # 16-bit colour: Pillow keeps 8 bits
         return _read_pillow(path)
 
 
@@ -232,11 +234,10 @@ def _png_pixels(values, key):
     return Decoded(pixels, values.ndim == 3 and values.shape[2] in (2, 4), bits, True)
 
 
-def _read_png16(path):
-    """A 16-bit colour PNG at 16 bits: Pillow's decoder (filters, interlacing) run
+def _read_png16(data):
+    """A 16-bit colour PNG (``data``, its bytes) that :func:`revdeconv._png.read_plain`
+    leaves (interlaced, EXIF) at 16 bits: Pillow's decoder (filters, interlacing) run
     twice, keeping the high then the low byte of each sample."""
-    with open(path, "rb") as f:
-        data = f.read()
     with Image.open(io.BytesIO(data)) as image:      # Pillow's checks (size limit) and EXIF
         orientation = image.getexif().get(_ORIENTATION, 1)
     chunks = png.chunks(data)
@@ -253,10 +254,10 @@ def _read_png16(path):
                      for order in "BL")     # ;16L of big-endian samples: their low bytes
         values = high.astype(np.uint16) << 8 | low
     pixels = _as_unit(values, 65535)
-    key = [body for kind, body in chunks if kind == b"tRNS"]
-    if colour_type == 2 and key and len(key[0]) == 6:
-        pixels = np.dstack([pixels, _key_alpha(values, struct.unpack(">HHH", key[0]))])
-    return Decoded(_upright(pixels, orientation), colour_type != 2 or bool(key), 16,
+    key = png.key_colour([body for kind, body in chunks if kind == b"tRNS"], colour_type)
+    if key is not None:
+        pixels = np.dstack([pixels, _key_alpha(values, key)])
+    return Decoded(_upright(pixels, orientation), colour_type != 2 or key is not None, 16,
                    exact=True)
 
 
@@ -269,10 +270,6 @@ def tifffile_module():
     except ImportError:
         return None
     return tifffile
-
-
-# PNG colour types (IHDR) and the channels a file of each is read as: a palette as
-# RGBA, as its size is counted whether or not it has transparency.
 
 
 def png_values(path):
@@ -415,6 +412,3 @@ def _wide_int(values):
     fractions of ``2**31 - 1`` (as before tifffile); negative values clip to 0."""
     wide = values.max(initial=0) > 65535
     return _as_unit(values, 2**31 - 1 if wide else 65535), 32 if wide else 16
-
-
-# -- writing ---------------------------------------------------------------------------

@@ -28,10 +28,7 @@ import warnings
 
 from ._threads import pool_threads
 
-try:
-    from . import _block_cache
-except ImportError:             # no compiled extension: NumPy's own allocator
-    _block_cache = None
+from ._native import block_cache as _block_cache    # None: NumPy's own allocator
 
 __all__ = ["Deferred", "Files", "CHUNK_BYTES", "reported_by_caller"]
 
@@ -151,8 +148,10 @@ class Files:
         return self._pool is not None
 
     @contextlib.contextmanager
-    def open(self):
-        with self._cache():
+    def open(self, memory=float("inf")):
+        """The pool (and the cache of freed blocks: at most ``memory`` bytes, the run's
+        budget) while the block runs."""
+        with self._cache(memory):
             if self.n_threads == 1:
                 yield self
                 return
@@ -160,12 +159,13 @@ class Files:
                 yield self
 
     @contextlib.contextmanager
-    def _cache(self):
-        """Freed blocks kept, up to a chunk's bytes for each thread and one more."""
+    def _cache(self, memory):
+        """Freed blocks kept, up to a chunk's bytes for each thread and one more, and
+        never more than ``memory``."""
         if _block_cache is None:
             yield
             return
-        _block_cache.open_cache(CHUNK_BYTES * (self.n_threads + 1))
+        _block_cache.open_cache(int(min(CHUNK_BYTES * (self.n_threads + 1), memory)))
         try:
             yield
         finally:

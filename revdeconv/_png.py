@@ -18,21 +18,22 @@ import zlib
 import numpy as np
 from PIL import Image
 
-try:
-    from . import _png_filter
-except ImportError:                     # no compiled extension: the NumPy filter, Pillow's reader
-    _png_filter = None
+from ._native import png_filter as _png_filter    # None: the NumPy filter, Pillow's reader
 
 try:                    # python-isal's inflate (``revdeconv[fast]``): 2.3 times zlib's speed
     from isal import isal_zlib as _inflate
 except ImportError:
     _inflate = zlib
 
-__all__ = ["PNG_SIGNATURE", "png_bytes", "paeth_numpy", "read_plain", "chunks"]
+__all__ = ["PNG_SIGNATURE", "CHANNELS", "png_bytes", "paeth_numpy", "read_plain", "chunks",
+           "key_colour"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-#: Samples per pixel of each colour type: grey, RGB, palette, grey and alpha, RGBA.
+#: Values per pixel of each colour type (IHDR) as the reading counts them: grey, RGB,
+#: palette (as RGBA, whether or not it has transparency), grey and alpha, RGBA.
 CHANNELS = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}
+_PNG_BAND = 256              # rows filtered at once: bounds the temporaries
+_PNG_IDAT = 1 << 23          # bytes of compressed data per IDAT chunk
 
 
 def png_bytes(values, level=None):
@@ -40,7 +41,7 @@ def png_bytes(values, level=None):
     1-4: grey, grey and alpha, RGB, RGBA): IHDR, IDAT and IEND, each with its CRC
     (the PNG specification, ISO/IEC 15948). Every row is Paeth-filtered (as small as
     choosing a filter per row, within 1-3% on photographs and filtered images, and
-    a fifth to a third of Sub, OpenCV's choice, on zoomed ones), then compressed in
+    a third of Sub's, OpenCV's choice, on zoomed ones), then compressed in
     bands of rows at zlib's ``level``; None: level 1, run-length strategy."""
     if values.ndim == 2:
         values = values[:, :, None]
@@ -64,9 +65,6 @@ def png_bytes(values, level=None):
                        for n in range(0, len(data), _PNG_IDAT)]
                     + [_png_chunk(b"IEND", b"")])
 
-
-_PNG_BAND = 256              # rows filtered at once: bounds the temporaries
-_PNG_IDAT = 1 << 23          # bytes of compressed data per IDAT chunk
 
 
 def _paeth_rows(raw, start, stop, step):
@@ -125,6 +123,13 @@ def chunks(data):
 
 _PLAIN_TYPES = (0, 2, 4, 6)                 # no palette
 _TEXT = (b"tEXt", b"zTXt", b"iTXt")
+# Text chunks where Pillow finds an orientation (EXIF as hex, XMP's tiff:Orientation)
+_ORIENTED_TEXT = (b"Raw profile type exif", b"XML:com.adobe.xmp")
+
+
+def _keyword(body):
+    """A text chunk's keyword: the bytes before its first NUL (at most 79)."""
+    return bytes(body[:80]).split(b"\0", 1)[0]
 
 
 def read_plain(data):
@@ -148,7 +153,7 @@ def read_plain(data):
     if (depth not in (8, 16) or colour_type not in _PLAIN_TYPES or (method, filtering,
                                                                   interlace) != (0, 0, 0)
             or not width or not height or (limit is not None and width * height > limit)
-            or any(k == b"eXIf" or (k in _TEXT and bytes(b[:20]) == b"Raw profile type exif")
+            or any(k == b"eXIf" or (k in _TEXT and _keyword(b) in _ORIENTED_TEXT)
                    for k, b in found)):
         return None
     channels, size = CHANNELS[colour_type], depth // 8
@@ -164,7 +169,7 @@ def read_plain(data):
     values = values.reshape(height, width, channels)
     if channels == 1:
         values = values[:, :, 0]
-    return values, _key([b for k, b in found if k == b"tRNS"], colour_type, size)
+    return values, key_colour([b for k, b in found if k == b"tRNS"], colour_type)
 
 
 def _inflated(compressed, expected):
@@ -178,8 +183,9 @@ def _inflated(compressed, expected):
     return data if len(data) == expected and inflater.eof else None
 
 
-def _key(bodies, colour_type, size):
-    """The transparent colour of a tRNS chunk (grey or RGB), as sample values."""
+def key_colour(bodies, colour_type):
+    """The transparent colour of a file's tRNS chunks (``bodies``; grey or RGB), as
+    sample values: an int for grey, a tuple for RGB; None when there is none."""
     if not bodies or colour_type not in (0, 2) or len(bodies[0]) != (2 if colour_type == 0
                                                                        else 6):
         return None

@@ -9,3 +9,9 @@ def paeth_rows(
     step: int,
     out: npt.NDArray[np.uint8],
 ) -> None: ...
+
+def unfilter_rows(
+    data: npt.NDArray[np.uint8],
+    step: int,
+    out: npt.NDArray[np.uint8],
+) -> int: ...

@@ -194,16 +194,17 @@ class Run(Tally):
             if self.cluster is not None:        # partitions of the files on its workers
                 self.cluster.process(self, self.pending(files), compute, attach)
             else:
-                with self.files.open():
+                with self.files.open(self.memory):
                     self.work(self.pending(files), compute, attach)
         return self.finish()
 
     def work(self, files, compute, attach=None):
         """:meth:`process`'s loop over ``files`` (the pending ones): chunks done by
-        :meth:`_chunk` on the pool of :attr:`files` (as many as it has threads; one
-        larger than its share of ``memory`` alone) or in line, their lines in order.
-        A Ctrl-C lets the chunks at work finish their group (files whole, counted) and
-        drops the rest. A cluster's worker runs it on its partition."""
+        :meth:`_chunk` on the pool of :attr:`files` (as many at work as it has
+        threads, as many more queued; one larger than its share of ``memory``
+        alone) or in line, their lines in order. A Ctrl-C lets the chunks at work
+        finish their group (files whole, counted) and drops the rest. A cluster's
+        worker runs it on its partition."""
         running, last_fits, self._stop = [], True, threading.Event()
         ahead = 2 * self.files.n_threads if self.files.overlapped else 1   # (in line: lazy)
         try:
@@ -278,7 +279,7 @@ class Run(Tally):
         with self._interruptible():
             if self.cluster is not None:
                 return self.cluster.map_pairs(self, pairs, compute, prepare)
-            with self.files.open():                 # the next chunk read meanwhile
+            with self.files.open(self.memory):                 # the next chunk read meanwhile
                 return self.map_work(pairs, compute, prepare)
 
     def map_work(self, pairs, compute, prepare=None):
@@ -308,7 +309,7 @@ class Run(Tally):
                 return self.cluster.fold_pairs(self, pairs, step, prepare, parts, at_once)
             if at_once:
                 self.chunk, self.memory = None, float("inf")
-            with self.files.open():
+            with self.files.open(self.memory):
                 return self.fold_work(pairs, step, prepare)
 
     def fold_work(self, pairs, step, prepare=None, carried=None):

@@ -6,8 +6,9 @@ Each chunk allocates its images (a megabyte each for a 180x250 RGB float image),
 computes and frees them, and the C library hands the freed memory back to the
 operating system; the next chunk then faults every page in again (2.7 µs a page
 on the machine the benchmark runs on: 0.4 ms per image, a fifth of a file's
-time). While :func:`use` is in force on a thread, the arrays that thread
-allocates come from this allocator: a block of 64 KiB or more is kept when its
+time). While :func:`use` is in force in a context (NumPy keeps the allocator in a
+context variable: each thread has its own), the arrays made in it come from this
+allocator: a block of 64 KiB or more is kept when its
 array is freed, up to :func:`open_cache`'s limit, and given to the next array
 of its size (or up to an eighth less). Smaller blocks go to the C library at
 once. Every block carries its capacity in a header, so nothing depends on the
@@ -153,6 +154,8 @@ cdef void _free(void* ctx, void* data, size_t size) noexcept nogil:
 
 _import_array()
 _cache.lock = PyThread_allocate_lock()
+if _cache.lock == NULL:
+    raise MemoryError("revdeconv._block_cache: no lock could be allocated")
 strncpy(_handler.name, b"revdeconv_block_cache", 127)
 _handler.version = 1
 _handler.allocator.ctx = NULL

@@ -3,11 +3,11 @@
 of revdeconv's PNG writer, which writes every row with the Paeth filter (type 4),
 and of its reader, which undoes any of the five (``revdeconv._png``).
 
-The caller has checked the shapes; nothing here checks its input but the filter
-types, which come from the file.
+The caller has made the arrays; the wrappers check that their shapes agree (a few
+comparisons, before any loop) and the loops check the filter types, which come
+from the file.
 """
 
-from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 
 cdef inline int _distance(int value) noexcept nogil:
@@ -55,14 +55,26 @@ def paeth_rows(const unsigned char[:, ::1] raw, Py_ssize_t start, Py_ssize_t sto
                Py_ssize_t step, unsigned char[:, ::1] out):
     """Rows ``start`` to ``stop`` of ``raw`` filtered into ``out`` (``stop - start``
     rows of ``raw.shape[1] + 1`` bytes, each led by its filter type, 4); the row
-    above the image's first row is zeros. ``step``: bytes per pixel."""
+    above the image's first row is zeros. ``step``: bytes per pixel, 1 to 8."""
     cdef Py_ssize_t r, size = raw.shape[1]
+    _check_rows(size, step)
+    if not (0 <= start <= stop <= raw.shape[0] and out.shape[0] == stop - start
+            and out.shape[1] == size + 1):
+        raise ValueError(f"rows {start}:{stop} of {raw.shape[0]} do not fit out "
+                         f"{out.shape[0]}x{out.shape[1]}")
     with nogil:
         for r in range(start, stop):
             if r == 0:
                 _first_row(&raw[0, 0], size, step, &out[0, 0])
             else:
                 _filter_row(&raw[r, 0], &raw[r - 1, 0], size, step, &out[r - start, 0])
+
+
+cdef int _check_rows(Py_ssize_t size, Py_ssize_t step) except -1:
+    """Rows of ``size`` bytes, whole pixels of ``step`` bytes (1 to 8, as PNG has)."""
+    if not (1 <= step <= 8 and size > 0 and size % step == 0):
+        raise ValueError(f"rows of {size} bytes are not pixels of {step} bytes (1-8)")
+    return 0
 
 
 cdef void _unfilter_row(int kind, const unsigned char* row, const unsigned char* above,
@@ -85,8 +97,10 @@ cdef void _unfilter_row(int kind, const unsigned char* row, const unsigned char*
         _by_pixel(kind, row, above, size, 2, out)
     elif step == 6:
         _by_pixel(kind, row, above, size, 6, out)
-    else:
+    elif step == 8:
         _by_pixel(kind, row, above, size, 8, out)
+    else:
+        _by_pixel(kind, row, above, size, step, out)
 
 
 cdef inline void _by_pixel(int kind, const unsigned char* row, const unsigned char* above,
@@ -119,21 +133,19 @@ cdef inline void _by_pixel(int kind, const unsigned char* row, const unsigned ch
 def unfilter_rows(const unsigned char[::1] data, Py_ssize_t step, unsigned char[:, ::1] out):
     """``out`` (rows of bytes) from ``data``: as many rows, each of one more byte, its
     filter type (0-4) first. Returns the first row whose type is another, else -1
-    (the rows before it are restored). ``step``: bytes per pixel."""
+    (the rows before it are restored). ``step``: bytes per pixel, 1 to 8."""
     cdef Py_ssize_t r, height = out.shape[0], size = out.shape[1], bad = -1
     cdef const unsigned char* row
-    cdef unsigned char* zeros
+    _check_rows(size, step)
+    if data.shape[0] != height * (size + 1):
+        raise ValueError(f"{data.shape[0]} bytes are not {height} rows of {size + 1}")
+    cdef unsigned char[::1] zeros = bytearray(size)         # the row above the first
     with nogil:
-        zeros = <unsigned char*> calloc(size + 1, 1)       # the row above the first
-        if zeros == NULL:
-            with gil:
-                raise MemoryError()
         for r in range(height):
             row = &data[r * (size + 1)]
             if row[0] > 4:
                 bad = r
                 break
-            _unfilter_row(row[0], row + 1, &out[r - 1, 0] if r else zeros, size, step,
+            _unfilter_row(row[0], row + 1, &out[r - 1, 0] if r else &zeros[0], size, step,
                           &out[r, 0])
-        free(zeros)
     return bad

@@ -16,7 +16,7 @@ LAYERS = [
     # 0: checks, geometry, files, constants, the compiled kernels
     {"_validation", "_layout", "io", "_codecs", "filters", "_version", "_build_info", "data",
      "_convolve", "_learn", "_reverse", "_measure", "_openmp_helpers", "_restore",
-     "_png_filter", "_png", "_block_cache", "_levels", "_atomic", "_chunk_plan"},
+     "_png_filter", "_png", "_block_cache", "_levels", "_atomic", "_native", "_chunk_plan"},
     # 1: thread counts; images as the public functions take them
     {"_threads", "_images", "_results"},
     # 2: the implementations, and the choice between them

@@ -4,6 +4,8 @@ given (``--png-compression``)."""
 
 import io
 import os
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -257,7 +259,7 @@ def test_a_folder_run_gives_its_freed_images_blocks_again(tmp_path, rng, capsys,
     assert block_cache.held()[:2] == (0, 0)
 
 
-def test_resolved_is_realpath_and_exists_from_one_lstat(tmp_path):
+def test_resolved_is_realpath_and_exists(tmp_path):
     """What ``pending`` takes for each output: the real path (the folder's link
     followed, and the file's own when it is a link) and whether the file is there."""
     from revdeconv._inputs import resolved
@@ -271,3 +273,26 @@ def test_resolved_is_realpath_and_exists_from_one_lstat(tmp_path):
         target = str(tmp_path / "via" / name)
         assert resolved(target, folders) == (os.path.realpath(target), os.path.exists(target))
     assert list(folders) == [str(tmp_path / "via")]          # the folder resolved once
+
+
+def test_the_cache_of_freed_blocks_stays_within_the_memory_budget(monkeypatch):
+    """``--memory`` bounds what the cache keeps, as it bounds the chunks."""
+    block_cache = pytest.importorskip("revdeconv._block_cache")
+    from revdeconv import _pipeline
+    limits = []
+    monkeypatch.setattr(block_cache, "open_cache", limits.append)
+    for memory in (2**20, float("inf")):
+        with Files(4).open(memory):
+            pass
+    assert limits == [2**20, 5 * _pipeline.CHUNK_BYTES]
+
+
+def test_the_numpy_fallback_leaves_out_the_file_helpers_too():
+    """``REVDECONV_BACKEND=numpy``: no compiled PNG filter, levels or block cache."""
+    code = ("from revdeconv import _native, _png, io, _pipeline\n"
+            "print(_native.png_filter, _native.levels, _native.block_cache, _png._png_filter,"
+            " io._levels, _pipeline._block_cache)")
+    env = dict(os.environ, REVDECONV_BACKEND="numpy")
+    found = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert found == ["None"] * 6

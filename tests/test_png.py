@@ -58,14 +58,12 @@ def test_paeth_filter_is_the_specifications(shape, step, rng):
         np.testing.assert_array_equal(out, expected[start:stop])
 
 
-@pytest.mark.parametrize("compiled", [True, False])
-def test_the_two_filters_write_the_same_bytes(compiled, rng, monkeypatch):
+@compiled
+def test_the_two_filters_write_the_same_bytes(rng, monkeypatch):
+    """The compiled filter and the NumPy one (the fallback): the same file, over two
+    bands of rows, and a file Pillow reads back exactly."""
     values = rng.integers(0, 256, (300, 70, 3), dtype=np.uint8)      # two bands of rows
     values[100:200] = values[100]                                     # long runs
-    if not compiled:
-        monkeypatch.setattr(_png, "_png_filter", None)
-    elif _png._png_filter is None:
-        pytest.skip("compiled extension not built")
     data = png_bytes(values)
     monkeypatch.setattr(_png, "_png_filter", None)
     assert data == png_bytes(values)
@@ -180,8 +178,18 @@ def _exif_orientation(value):
     return chunk(b"eXIf", body)
 
 
-@pytest.mark.parametrize("case", ["palette", "two bits", "interlaced", "exif", "bad filter",
-                                  "truncated", "bad crc", "too large"])
+def _text_orientation(keyword, value):
+    if keyword == b"XML:com.adobe.xmp":
+        text = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/'
+                b'1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/'
+                b'tiff/1.0/" tiff:Orientation="%d"/></rdf:RDF></x:xmpmeta>' % value)
+        return chunk(b"iTXt", keyword + b"\0\0\0\0\0" + text)
+    exif = b"Exif\0\0" + _exif_orientation(value)[8:-4]
+    return chunk(b"tEXt", keyword + b"\0\nexif\n%8d\n" % len(exif) + exif.hex().encode() + b"\n")
+
+
+@pytest.mark.parametrize("case", ["palette", "two bits", "interlaced", "exif", "exif text",
+                                  "xmp", "bad filter", "truncated", "bad crc", "too large"])
 def test_other_files_are_left_to_pillow(case, rng, tmp_path, monkeypatch):
     """read_plain gives them up (None), and reading them is what Pillow makes of them:
     the same pixels, or the same error."""
@@ -198,6 +206,9 @@ def test_other_files_are_left_to_pillow(case, rng, tmp_path, monkeypatch):
         data = png_file(values[:1, :1], [0], interlace=1)
     elif case == "exif":
         data = png_file(values, [1] * 8, extra=[_exif_orientation(6)])
+    elif case in ("exif text", "xmp"):
+        keyword = b"Raw profile type exif" if case == "exif text" else b"XML:com.adobe.xmp"
+        data = png_file(values, [1] * 8, extra=[_text_orientation(keyword, 6)])
     elif case == "bad filter":
         raw = values.reshape(8, -1)
         data = png_file(values, None, filtered=np.hstack([np.full((8, 1), 7, np.uint8), raw]))
@@ -222,7 +233,9 @@ def test_other_files_are_left_to_pillow(case, rng, tmp_path, monkeypatch):
     if case == "too large":
         with pytest.warns(Image.DecompressionBombWarning):
             read_image(path)
-    elif case == "exif":                            # Pillow turns it upright
+    elif case in ("exif", "exif text", "xmp"):      # Pillow turns it upright
+        with Image.open(path) as image:
+            assert image.getexif().get(0x0112) == 6
         assert read_image(path).pixels.shape == (9, 8, 3)
     else:
         levels = 3 if case == "two bits" else 255
@@ -292,3 +305,17 @@ def test_both_inflaters_read_the_same_pixels(inflater, rng, tmp_path, monkeypatc
     (tmp_path / "b.png").write_bytes(broken)
     assert _png.chunks(broken)[1][0] == b"IDAT"      # the chunks hold; the stream does not
     assert read_plain((tmp_path / "b.png").read_bytes()) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ">f8", np.int32, bool])
+def test_every_dtype_is_stored_as_a_float64_image_is(dtype, rng, tmp_path):
+    """``save_image`` through its NumPy path (half floats, big-endian, integers, bools)
+    stores the samples the compiled path stores for the same image as float64."""
+    values = (rng.random((7, 9, 3)) > 0.5) if dtype is bool else \
+        rng.integers(-1, 3, (7, 9, 3)).astype(dtype) if dtype is np.int32 else \
+        rng.random((7, 9, 3)).astype(dtype)                 # (integers: clipped to 0-1)
+    as_float = values.astype(np.float64)
+    save_image(tmp_path / "a.png", values)
+    save_image(tmp_path / "b.png", as_float)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png").pixels,
+                                  read_image(tmp_path / "b.png").pixels)
