@@ -345,8 +345,8 @@ class Run(Tally):
 
     def _grouped(self, loaded, attach=None, prepare=None):
         """A loaded chunk split by channel layout (:func:`revdeconv._pixels.by_channels`);
-        ``attach(path)`` adds a value to each item (see :meth:`process`). A group the caller has cleared holds no image while
-        the next one is computed."""
+        ``attach(path)`` adds a value to each item (see :meth:`process`). A group the
+        caller has cleared holds no image while the next one is computed."""
         if attach is not None:
             attached = []
             for path, *arrays in loaded:
