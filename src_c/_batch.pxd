@@ -10,6 +10,7 @@
 # of separately allocated images (the caller's ``out=`` arrays, the images of a
 # folder decoded one by one) is read and written in place (OFFSET unused there).
 
+from cpython.mem cimport PyMem_Malloc
 from cython cimport floating
 
 cdef enum:
@@ -64,44 +65,51 @@ cdef inline int _check_shape(str what, Py_ssize_t n, Py_ssize_t height, Py_ssize
 
 
 cdef inline int input_pointers(list images, const Py_ssize_t[:, ::1] geom,
-                               Py_ssize_t n_channels, const floating** table) except -1:
+                               Py_ssize_t n_channels, const floating*** table) except -1:
     """Where each image of a batch given as one array per image begins, for reading.
 
     ``images[n]`` is a C-contiguous ``(H, W, C)`` array of the shape that row n
     of ``geom`` gives (its OFFSET is not used), writable or not (a read-only
-    memmap, ``np.broadcast_to``): ``table[n]`` receives the address of its
-    first value. The arrays are read in place, so a list of separate images
-    costs no copy. The shapes are checked in every build: a wrong one would be
-    read past its end.
+    memmap, ``np.broadcast_to``). ``table[0]`` receives a new table (the caller's
+    to ``PyMem_Free``, also when this raises; NULL until it is allocated) whose
+    entry n is the address of image n's first value. The arrays are read in
+    place, so a list of separate images costs no copy. The shapes are checked in
+    every build: a wrong one would be read past its end.
     """
     cdef const floating[:, :, ::1] view
     cdef Py_ssize_t n
     if len(images) != geom.shape[0]:
         raise ValueError(f"{len(images)} inputs for {geom.shape[0]} images")
+    table[0] = <const floating**> PyMem_Malloc(geom.shape[0] * sizeof(floating*))
+    if table[0] == NULL:
+        raise MemoryError()
     for n in range(geom.shape[0]):
         view = images[n]
         _check_shape("input", n, view.shape[0], view.shape[1], view.shape[2], geom, n_channels)
-        table[n] = &view[0, 0, 0]
+        table[0][n] = &view[0, 0, 0]
     return 0
 
 
 cdef inline int image_pointers(list images, const Py_ssize_t[:, ::1] geom,
-                               Py_ssize_t n_channels, floating** table) except -1:
+                               Py_ssize_t n_channels, floating*** table) except -1:
     """Where each image of a batch given as one array per image begins.
 
     ``images[n]`` is a writable C-contiguous ``(H, W, C)`` array of the shape
-    that row n of ``geom`` gives (its OFFSET is not used); ``table[n]`` receives
-    the address of its first value. The kernels write their outputs there: the
-    caller's own arrays (``out=``), or views of one buffer allocated for the
-    batch. The shapes are checked in every build: a wrong one would be written
-    past its end.
+    that row n of ``geom`` gives (its OFFSET is not used). ``table[0]`` receives
+    a new table, as :func:`input_pointers` gives one. The kernels write their
+    outputs there: the caller's own arrays (``out=``), or views of one buffer
+    allocated for the batch. The shapes are checked in every build: a wrong one
+    would be written past its end.
     """
     cdef floating[:, :, ::1] view
     cdef Py_ssize_t n
     if len(images) != geom.shape[0]:
         raise ValueError(f"{len(images)} outputs for {geom.shape[0]} images")
+    table[0] = <floating**> PyMem_Malloc(geom.shape[0] * sizeof(floating*))
+    if table[0] == NULL:
+        raise MemoryError()
     for n in range(geom.shape[0]):
         view = images[n]
         _check_shape("output", n, view.shape[0], view.shape[1], view.shape[2], geom, n_channels)
-        table[n] = &view[0, 0, 0]
+        table[0][n] = &view[0, 0, 0]
     return 0

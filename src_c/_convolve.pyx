@@ -5,7 +5,7 @@ The caller (``revdeconv._compiled_backend``) has validated every shape and
 allocated the output; nothing here checks its input.
 """
 
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.mem cimport PyMem_Free
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 
@@ -180,13 +180,11 @@ def convolve(list src not None, const Py_ssize_t[:, ::1] src_geom,
     assert tiled_taps == NULL or stride_w == 1 or (
         tiled.shape[1] >= stride_w * n_channels and scratch.shape[0] >= n_threads
         and scratch.shape[1] >= tiled.shape[1])
-    cdef const floating** inputs = <const floating**> PyMem_Malloc(n_images * sizeof(floating*))
-    cdef floating** outputs = <floating**> PyMem_Malloc(n_images * sizeof(floating*))
+    cdef const floating** inputs = NULL
+    cdef floating** outputs = NULL
     try:
-        if inputs == NULL or outputs == NULL:
-            raise MemoryError()
-        input_pointers(src, src_geom, n_channels, inputs)
-        image_pointers(dst, dst_geom, n_channels, outputs)
+        input_pointers(src, src_geom, n_channels, &inputs)
+        image_pointers(dst, dst_geom, n_channels, &outputs)
         with nogil:
             for row in prange(batch_rows(out_geom, n_images), num_threads=n_threads,
                               schedule="static"):
@@ -248,13 +246,11 @@ def squared_error(list src not None, const Py_ssize_t[:, ::1] src_geom,
     assert bias.shape[0] == n_channels and src_geom.shape[0] == n_images
     assert row_sums.shape[0] == batch_rows(out_geom, n_images)
     assert scratch.shape[0] >= n_threads
-    cdef const floating** inputs = <const floating**> PyMem_Malloc(n_images * sizeof(floating*))
-    cdef const floating** wanted = <const floating**> PyMem_Malloc(n_images * sizeof(floating*))
+    cdef const floating** inputs = NULL
+    cdef const floating** wanted = NULL
     try:
-        if inputs == NULL or wanted == NULL:
-            raise MemoryError()
-        input_pointers(src, src_geom, n_channels, inputs)
-        input_pointers(targets, target_geom, n_channels, wanted)
+        input_pointers(src, src_geom, n_channels, &inputs)
+        input_pointers(targets, target_geom, n_channels, &wanted)
         with nogil:
             for row in prange(batch_rows(out_geom, n_images), num_threads=n_threads,
                               schedule="static"):

@@ -5,7 +5,7 @@ The caller (``revdeconv._compiled_backend``) has validated every shape; nothing
 here checks its input.
 """
 
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.mem cimport PyMem_Free
 from libc.math cimport fabs
 from cython cimport floating
 from cython.parallel cimport prange
@@ -37,13 +37,11 @@ cdef int _mean_abs_diffs(list a, list b, const Py_ssize_t[:, ::1] geom, double[:
     """``mean_abs_diff`` in one float type (``kind``'s; its value is not used)."""
     cdef Py_ssize_t n, n_images = geom.shape[0]
     cdef const Py_ssize_t* g = &geom[0, 0]
-    cdef const floating** first = <const floating**> PyMem_Malloc(n_images * sizeof(floating*))
-    cdef const floating** second = <const floating**> PyMem_Malloc(n_images * sizeof(floating*))
+    cdef const floating** first = NULL
+    cdef const floating** second = NULL
     try:
-        if first == NULL or second == NULL:
-            raise MemoryError()
-        input_pointers(a, geom, n_channels, first)
-        input_pointers(b, geom, n_channels, second)
+        input_pointers(a, geom, n_channels, &first)
+        input_pointers(b, geom, n_channels, &second)
         with nogil:
             for n in prange(n_images, num_threads=n_threads, schedule="dynamic"):
                 out[n] = _mean_abs_diff(first[n], second[n],

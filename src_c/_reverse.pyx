@@ -9,7 +9,7 @@ the others were solved by an earlier block. The caller has validated every
 shape; nothing here checks its input.
 """
 
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.mem cimport PyMem_Free
 from libc.string cimport memcpy
 from libc.math cimport fabs
 from cython cimport floating
@@ -219,13 +219,11 @@ def deconvolve(list src not None, const Py_ssize_t[:, ::1] src_geom,
     for n in range(n_images):
         border = border or (dst_geom[n, HEIGHT] > (src_geom[n, HEIGHT] - 1) * stride_h + kh
                             or dst_geom[n, WIDTH] > (src_geom[n, WIDTH] - 1) * stride_w + kw)
-    cdef const floating** inputs = <const floating**> PyMem_Malloc(n_images * sizeof(floating*))
-    cdef floating** outputs = <floating**> PyMem_Malloc(n_images * sizeof(floating*))
+    cdef const floating** inputs = NULL
+    cdef floating** outputs = NULL
     try:
-        if inputs == NULL or outputs == NULL:
-            raise MemoryError()
-        input_pointers(src, src_geom, n_channels, inputs)
-        image_pointers(dst, dst_geom, n_channels, outputs)
+        input_pointers(src, src_geom, n_channels, &inputs)
+        image_pointers(dst, dst_geom, n_channels, &outputs)
         with nogil:
             if gaps or border:     # pixels no block covers take their zoom value
                 for row in prange(batch_rows(out_geom, n_images), num_threads=n_threads,
